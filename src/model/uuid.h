@@ -1,0 +1,23 @@
+/*
+ * model/uuid: UUIDv7 generation (RFC 9562), parsing and canonical text.
+ *
+ * Canonical text is 36 characters, lower-case, hyphenated. Thread-safe
+ * (randomness from libsodium's randombytes_buf; call sodium_init() first).
+ */
+#ifndef TODO_MODEL_UUID_H
+#define TODO_MODEL_UUID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UUID_STR_LEN 36
+
+/* A new UUIDv7 for the given Unix time in milliseconds, as canonical text. */
+void uuid_v7(int64_t now_ms, char out[UUID_STR_LEN + 1]);
+
+/* Parse `s` (36-character hyphenated or 32 hex digits, any case) into
+ * canonical text. Returns false (out untouched) when it is not a UUID. */
+bool uuid_parse(const char *s, size_t len, char out[UUID_STR_LEN + 1]);
+
+#endif
