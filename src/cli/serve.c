@@ -1,1 +1,117 @@
-/* placeholder: to be written */
+#include "cli/serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "config/config.h"
+#include "http/offload.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "util/dburl.h"
+#include "util/log.h"
+
+#define OFFLOAD_THREADS 2
+
+extern const char embedded_openapi[];
+extern const size_t embedded_openapi_len;
+
+const char cli_serve_usage[] =
+    "Usage: todo serve [--help]\n"
+    "\n"
+    "Run the HTTP/JSON API (under /api/v1) until SIGTERM or SIGINT, then finish\n"
+    "in-flight requests and exit 0. Configuration comes from environment\n"
+    "variables, then from a .env file in the working directory (the real\n"
+    "environment wins). On first start the database schema is created.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help   show this help and exit\n"
+    "\n"
+    "Environment variables:\n";
+
+static void print_usage(FILE *out)
+{
+    fputs(cli_serve_usage, out);
+    fputs(config_help_text, out);
+}
+
+static int parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "todo serve: unknown argument '%s'\n\n", argv[i]);
+        print_usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static int serve(const struct config *cfg)
+{
+    char err[512];
+    char *label = dburl_redact(cfg->database_url);
+    int code = 1;
+    struct offload *offload = NULL;
+
+    struct store *store = store_open(cfg->database_url, true, err, sizeof(err));
+    if (store == NULL) {
+        fprintf(stderr, "todo serve: %s\n", err);
+        goto out;
+    }
+    if (cfg->secret_key_generated)
+        log_kv(LOG_WARN, "SECRET_KEY is not set: using a random key, so tokens will not survive "
+                         "a restart; set SECRET_KEY (32+ random bytes)", NULL);
+    offload = offload_start(OFFLOAD_THREADS);
+    struct app app = {
+        .store = store,
+        .secret_key = cfg->secret_key,
+        .secret_key_len = cfg->secret_key_len,
+        .token_lifetime_s = (int64_t)cfg->access_token_expire_minutes * 60,
+        .openapi_json = embedded_openapi,
+        .openapi_json_len = embedded_openapi_len,
+        .process_tag = randombytes_random(),
+        .offload = offload,
+    };
+    struct http_server_opts opts = {
+        .host = cfg->host, .port = cfg->port, .workers = (unsigned)cfg->workers,
+        .database_label = label,
+    };
+    if (http_server_run(&app, &opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "todo serve: %s\n", err);
+        goto out;
+    }
+    code = 0;
+out:
+    offload_stop(offload);
+    store_close(store);
+    free(label);
+    if (code == 0)
+        log_kv(LOG_INFO, "stopped", NULL);
+    return code;
+}
+
+int cli_serve_main(int argc, char **argv)
+{
+    int code = parse_args(argc, argv);
+    if (code >= 0)
+        return code;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "todo serve: libsodium failed to initialise\n");
+        return 1;
+    }
+    struct config cfg;
+    char err[512];
+    if (config_load(&cfg, ".env", err, sizeof(err)) != 0) {
+        fprintf(stderr, "todo serve: %s\n", err);
+        return 1;
+    }
+    log_set_level(cfg.log_level);
+    code = serve(&cfg);
+    config_free(&cfg);
+    return code;
+}

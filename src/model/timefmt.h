@@ -15,12 +15,14 @@
 /* Current wall-clock time in Unix epoch milliseconds. */
 int64_t timefmt_now_ms(void);
 
-/* Format `ms` (years 0000–9999) as TIMEFMT_LEN characters plus NUL. */
+/* Format `ms` (years 0000–9999; values outside are clamped to that range)
+ * as TIMEFMT_LEN characters plus NUL. No locks, no allocation. */
 void timefmt_format(int64_t ms, char out[TIMEFMT_LEN + 1]);
 
 /* Parse RFC 3339 text: "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)"; 't'/'z'
  * and a space for 'T' are accepted; fractions beyond milliseconds are
- * truncated. Returns 0 and sets *ms, or -1 when `s` is not such a time. */
+ * truncated. Leap seconds (":60") are rejected. Returns 0 and sets *ms, or
+ * -1 when `s` is not such a time. */
 int timefmt_parse(const char *s, size_t len, int64_t *ms);
 
 #endif

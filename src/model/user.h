@@ -43,7 +43,9 @@ struct user_registration {
     char *name; /* NULL when absent or null */
 };
 
-/* POST /auth/login JSON {email, password} or /auth/token form {username, password}. */
+/* POST /auth/login JSON {email, password} or /auth/token form {username, password}.
+ * Both are required strings of at most 1024 bytes; nothing else is checked
+ * (a wrong value simply fails the login). Unknown fields → TODO_EINVALID. */
 struct user_credentials {
     char *email; /* normalised (trimmed, lower-cased) but not otherwise validated */
     char *password;
@@ -67,9 +69,10 @@ __attribute__((warn_unused_result)) int user_credentials_decode_form(const char 
                                                                      struct field_errors *errs);
 void user_credentials_free(struct user_credentials *c);
 
-/* Trim and lower-case `in` into a new string (caller frees); NULL when it
- * does not look like an address (one @, non-empty local and domain parts,
- * at most USER_EMAIL_MAX bytes). */
+/* Trim and lower-case (ASCII) `in` into a new string (caller frees); NULL
+ * when it does not look like an address (one @, non-empty local and domain
+ * parts, at most USER_EMAIL_MAX bytes, valid UTF-8 without whitespace or
+ * control characters). */
 char *user_email_normalize(const char *in, size_t len);
 
 /* Append {id, email, name, created_at} to `b` (never the hash). */

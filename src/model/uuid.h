@@ -13,7 +13,9 @@
 
 #define UUID_STR_LEN 36
 
-/* A new UUIDv7 for the given Unix time in milliseconds, as canonical text. */
+/* A new UUIDv7 for the given Unix time in milliseconds, as canonical text.
+ * Ids made by one thread with the same `now_ms` increase strictly (the
+ * random bits act as a counter with random steps). */
 void uuid_v7(int64_t now_ms, char out[UUID_STR_LEN + 1]);
 
 /* Parse `s` (36-character hyphenated or 32 hex digits, any case) into

@@ -65,7 +65,7 @@ const char *store_strerror(int status);
 struct store_result {
     int status;          /* enum store_status */
     const char *message; /* detail for the log; may be NULL */
-    bool created;        /* todo_put: true when the row was inserted */
+    bool created;        /* todo_create, todo_put: true when the row was inserted */
     const struct user *user;   /* user ops */
     const struct todo *todo;   /* single-todo ops (not delete) */
     const struct todo *todos;  /* todo_list: `ntodos` items */

@@ -2,9 +2,10 @@
  * util/buf: a growable byte buffer with a mandatory size cap, plus JSON
  * output helpers (the hot path writes JSON with these, not with jansson).
  *
- * Contents are always NUL-terminated (not counted in `len`). Appending past
- * `cap` sets `overflow` and drops the data (callers check once at the end).
- * OOM aborts. buf_take() hands the bytes to the caller (free()) and resets
+ * Contents are always NUL-terminated (not counted in `len`); `data` is NULL
+ * until the first append (buf_init allocates nothing). Appending past `cap`
+ * sets `overflow` and drops that append and every later one until
+ * buf_reset() (callers check once at the end). OOM aborts. buf_take() hands the bytes to the caller (free()) and resets
  * the buffer. Single-threaded: one owner at a time.
  */
 #ifndef TODO_UTIL_BUF_H
@@ -25,7 +26,7 @@ struct buf {
 void buf_init(struct buf *b, size_t cap);
 void buf_free(struct buf *b); /* NULL accepted */
 void buf_reset(struct buf *b); /* len = 0, keeps memory */
-char *buf_take(struct buf *b, size_t *len); /* caller frees; b is reset */
+char *buf_take(struct buf *b, size_t *len); /* caller frees; never NULL; b is reset */
 
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);

@@ -3,8 +3,11 @@
  * from several threads never interleave.
  *
  * Line shape: `time=2026-11-21T07:13:46.123Z level=info msg="listening" key=value ...`
- * log_kv() values are quoted and escaped when they need it. Passwords in
- * URLs must be redacted by the caller (util/dburl.h gives a redacted form).
+ * log_kv() values are quoted (with \" \\ \n \r \t \u00XX escapes) when they are
+ * empty or contain a space, '=', '"' or a control character; `msg` is always
+ * quoted. A line longer than 2 KiB is truncated. A NULL value is written as
+ * "" and ends the list. Passwords in URLs must be redacted by the caller
+ * (util/dburl.h gives a redacted form).
  * log_set_level() is called once at start-up, before threads start.
  */
 #ifndef TODO_UTIL_LOG_H

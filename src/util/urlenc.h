@@ -13,7 +13,8 @@
  * needs `len + 1` bytes; the result is NUL-terminated. */
 long urlenc_decode(const char *s, size_t len, char *out);
 
-/* Iterate `name=value` pairs separated by '&': returns false at the end.
+/* Iterate `name=value` pairs separated by '&' (empty pairs are skipped; a
+ * pair without '=' has an empty value): returns false at the end.
  * `*pos` starts at 0. The name and value are raw (still encoded). */
 bool urlenc_next_pair(const char *s, size_t len, size_t *pos, const char **name,
                       size_t *name_len, const char **value, size_t *value_len);

@@ -1,0 +1,37 @@
+# Thin forwarder to Meson/Ninja. Every target installs missing Debian
+# packages first (scripts/install-deps is quiet when all are present).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all run test test-asan bench clean deps
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --buildtype=debugoptimized -Dwerror=true
+
+$(ASAN_BUILD)/build.ninja: | deps
+	meson setup $(ASAN_BUILD) --buildtype=debug -Dwerror=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+run: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) todo
+	./$(BUILD)/todo serve
+
+test: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	scripts/run-tests $(BUILD)
+
+test-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	scripts/run-tests $(ASAN_BUILD)
+
+bench: deps
+	scripts/bench
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-bench

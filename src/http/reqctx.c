@@ -1,0 +1,58 @@
+#include "http/reqctx.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "http/offload.h"
+#include "model/timefmt.h"
+#include "store/store.h"
+
+static void reqctx_dispose(void *p)
+{
+    struct reqctx *rc = p;
+    if (rc->op != NULL) {
+        store_op_cancel(rc->worker->store, rc->op);
+        rc->op = NULL;
+    }
+    if (rc->job != NULL) {
+        offload_cancel(rc->job);
+        rc->job = NULL;
+    }
+    if (!rc->responded)
+        rc->worker->inflight--;
+}
+
+struct reqctx *reqctx_new(h2o_req_t *req, struct http_worker *w)
+{
+    struct reqctx *rc = h2o_mem_alloc_shared(&req->pool, sizeof(*rc), reqctx_dispose);
+    memset(rc, 0, sizeof(*rc));
+    rc->req = req;
+    rc->worker = w;
+    rc->started_ms = timefmt_now_ms();
+    snprintf(rc->request_id, sizeof(rc->request_id), "%08x-%u-%llx", w->app->process_tag, w->id,
+             (unsigned long long)++w->next_seq);
+    w->inflight++;
+    return rc;
+}
+
+const char *reqctx_header(const struct reqctx *rc, const h2o_token_t *token, size_t *len)
+{
+    ssize_t i = h2o_find_header(&rc->req->headers, token, -1);
+    if (i < 0) {
+        *len = 0;
+        return NULL;
+    }
+    *len = rc->req->headers.entries[i].value.len;
+    return rc->req->headers.entries[i].value.base;
+}
+
+const char *reqctx_query(const struct reqctx *rc, size_t *len)
+{
+    const h2o_req_t *req = rc->req;
+    if (req->query_at == SIZE_MAX) {
+        *len = 0;
+        return "";
+    }
+    *len = req->path.len - req->query_at - 1;
+    return req->path.base + req->query_at + 1;
+}
