@@ -8,7 +8,6 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +21,8 @@ static const char std_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 /* ---- issuing (libjwt) ---- */
 
-char *token_issue(const unsigned char *key, size_t key_len, const char *user_id,
-                  const char *email, int64_t now_s, int64_t lifetime_s)
+char *token_issue(const unsigned char *key, size_t key_len, const char *user_id, const char *email,
+                  int64_t now_s, int64_t lifetime_s)
 {
     if (!key || key_len == 0 || key_len > INT_MAX || !user_id || !email)
         return NULL;
@@ -62,8 +61,7 @@ static int claims_check(const json_t *payload, int64_t now_s, struct token_claim
     if (iat && !json_is_integer(iat))
         return -1;
     struct token_claims c = {0};
-    if (!json_is_string(sub) ||
-        !uuid_parse(json_string_value(sub), json_string_length(sub), c.sub))
+    if (!json_is_string(sub) || !uuid_parse(json_string_value(sub), json_string_length(sub), c.sub))
         return -1;
     c.exp = json_integer_value(exp);
     c.iat = iat ? json_integer_value(iat) : 0;
@@ -123,13 +121,44 @@ static int hmac_sha256(const unsigned char *key, size_t key_len, const char *dat
     return 0;
 }
 
-/* Strict base64url without padding (libsodium rejects stray bits too).
- * Returns the decoded length or -1. */
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Strict base64url without padding: rejects other characters, an
+ * impossible length and non-zero spare bits (so each byte string has one
+ * encoding). Returns the decoded length or -1. Not constant-time: its
+ * input is the received token, never the key or the expected MAC. */
 static long b64url_decode(const char *s, size_t len, unsigned char *out, size_t out_cap)
 {
+    if (len % 4 == 1 || len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0) > out_cap)
+        return -1;
+    uint32_t acc = 0;
+    unsigned bits = 0;
     size_t n = 0;
-    if (sodium_base642bin(out, out_cap, s, len, NULL, &n, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)s[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (acc & ((1u << bits) - 1))
         return -1;
     return (long)n;
 }
@@ -189,8 +218,8 @@ int token_verify(const unsigned char *key, size_t key_len, const char *token, si
 
 /* ---- reference verifier: libjwt ---- */
 
-int token_verify_libjwt(const unsigned char *key, size_t key_len, const char *token,
-                        size_t len, int64_t now_s, struct token_claims *out)
+int token_verify_libjwt(const unsigned char *key, size_t key_len, const char *token, size_t len,
+                        int64_t now_s, struct token_claims *out)
 {
     if (!key || key_len == 0 || key_len > INT_MAX || !token || len == 0 || len > TOKEN_MAX_LEN ||
         memchr(token, '\0', len))

@@ -9,9 +9,20 @@
  * `secret_key_generated` set so serve can warn), ACCESS_TOKEN_EXPIRE_MINUTES
  * (30), LOG_LEVEL (info), APP_ENV (development).
  *
- * Errors: config_load() returns -1 with a message naming the variable (or
- * the .env file and line) in `err`; the struct then holds nothing to free.
- * Main thread only. config_free() wipes the secret key.
+ * .env format: `KEY=value` lines; optional `export ` prefix; blank lines
+ * and `#` comments; a `#` after whitespace ends an unquoted value; values
+ * may be 'single-quoted' (literal) or "double-quoted" (\\ \" \n \t \r
+ * escapes); surrounding whitespace is trimmed; later lines override earlier
+ * ones; unknown keys are ignored. A missing file is an empty one. A set but
+ * empty variable counts as set (and is then usually invalid).
+ *
+ * Errors: config_load() returns -1 with a message naming the variable and
+ * the bad value (never SECRET_KEY's value; DATABASE_URL redacted), plus the
+ * file and line when the value came from a file, or naming the file and
+ * line of a malformed line, in `err`; the struct then holds nothing to
+ * free. Integers are strict decimal (no spaces, signs other than '-', or
+ * suffixes). Main thread only. config_free() wipes the secret key (NULL
+ * and a zeroed struct are accepted).
  */
 #ifndef TODO_CONFIG_CONFIG_H
 #define TODO_CONFIG_CONFIG_H

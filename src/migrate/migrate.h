@@ -48,6 +48,23 @@ struct migrate_db {
  * Returns the number applied, or -1 with a message naming the migration file. */
 int migrate_up(const struct migrate_db *db, char *err, size_t errlen);
 
+/* migrate_up over an explicit list (ascending versions) instead of the
+ * embedded one: for tests and `--dir` sources. Each pending migration runs
+ * as begin → re-read the applied version (another process may have applied
+ * it meanwhile) → exec up_sql → record → commit; on failure it rolls back and
+ * returns -1 with "NNNN_name.up.sql: <database message>" in err. */
+int migrate_up_list(const struct migrate_db *db, const struct migration *list, size_t n, char *err,
+                    size_t errlen);
+
+/* The newest version among the embedded migrations of `dialect` (0 if none). */
+int64_t migrate_latest_version(const char *dialect);
+
+/* The CREATE TABLE IF NOT EXISTS statement for schema_migrations in
+ * `dialect` ("sqlite", "postgres"); NULL for an unknown dialect. Backends run
+ * it from their current_version callback, so the runner owns this table and
+ * no migration file creates or drops it. */
+const char *migrate_table_sql(const char *dialect);
+
 /* SHA-256 of `sql` as 64 lower-case hex characters + NUL. */
 void migrate_checksum(const char *sql, char out[65]);
 

@@ -78,6 +78,7 @@ typedef void store_done_fn(void *ctx, const struct store_result *res);
 struct store;
 struct store_worker;
 struct store_op;
+struct migrate_db;
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -125,13 +126,19 @@ struct store_backend {
     const char *name;     /* "sqlite", "postgres" */
     const char *const *schemes; /* URL schemes it accepts, NULL-terminated */
     unsigned caps;
-    /* open/close run on the main thread and may block. */
-    int (*open)(struct store *s, const char *url, char *err, size_t errlen);
+    /* open/close run on the main thread and may block. `target` is what
+     * util/dburl.h parsed out of the URL: the SQLite file path, or the
+     * PostgreSQL conninfo. */
+    int (*open)(struct store *s, const char *target, char *err, size_t errlen);
     void (*close)(struct store *s);
     struct store_worker *(*worker_attach)(struct store *s, h2o_loop_t *loop);
     void (*worker_detach)(struct store_worker *w);
     /* Blocking: the schema version the database is at, or < 0. */
     int (*schema_version)(struct store *s, int64_t *version);
+    /* Blocking admin section (main thread / CLI only): callbacks on the
+     * backend's admin connection for the migration runner (migrate/migrate.h);
+     * valid until close. */
+    void (*migrate_db)(struct store *s, struct migrate_db *db);
 
     int (*ping)(struct store_worker *w, store_done_fn *done, void *ctx, struct store_op **op);
     int (*user_create)(struct store_worker *w, const struct user_new *u, store_done_fn *done,
@@ -171,6 +178,9 @@ struct store {
 struct store_worker {
     struct store *_store;
     h2o_loop_t *_loop;
+    /* Operations submitted on this worker that the store still holds
+     * (pending, or cancelled but not yet drained). Worker thread only. */
+    size_t _outstanding;
 };
 
 /* ---- public API -------------------------------------------------------- */
@@ -179,13 +189,25 @@ struct store_worker {
  * picks the backend by scheme, connects, and applies pending migrations when
  * `migrate` is true. Returns NULL with a message in `err` (password-free). */
 struct store *store_open(const char *url, bool migrate, char *err, size_t errlen);
-/* Close; every worker must have detached. NULL is accepted. */
-void store_close(struct store *s);
+/* Close and free. Every worker must have detached first: otherwise nothing
+ * is closed and -EBUSY is returned (a test asserts 0 to prove no operation
+ * leaked). NULL is accepted (returns 0). */
+int store_close(struct store *s);
 const char *store_backend_name(const struct store *s);
 
+/* On the worker thread, with that thread's loop. NULL on failure (logged). */
 struct store_worker *store_worker_attach(struct store *s, h2o_loop_t *loop);
-/* Detach; in-flight operations are cancelled and drained first. */
+/* Detach, on the worker thread, outside any callback of its loop (e.g. after
+ * the loop stopped): in-flight operations are cancelled (their `done` is
+ * never called), and the loop is run until the store got back everything it
+ * had handed to other threads. NULL is accepted. */
 void store_worker_detach(struct store_worker *w);
+/* Operations submitted on `w` and not yet completed, or cancelled but not yet
+ * drained. Worker thread only. */
+static inline size_t store_worker_outstanding(const struct store_worker *w)
+{
+    return w->_outstanding;
+}
 
 /* Blocking check for /readyz and start-up: 0 when the schema is at the
  * newest embedded migration, STORE_UNAVAILABLE/STORE_INTERNAL otherwise. */

@@ -5,8 +5,9 @@
  * Contents are always NUL-terminated (not counted in `len`); `data` is NULL
  * until the first append (buf_init allocates nothing). Appending past `cap`
  * sets `overflow` and drops that append and every later one until
- * buf_reset() (callers check once at the end). OOM aborts. buf_take() hands the bytes to the caller (free()) and resets
- * the buffer. Single-threaded: one owner at a time.
+ * buf_reset() (callers check once at the end). OOM aborts. buf_take()
+ * hands the bytes to the caller (free()) and resets the buffer.
+ * Single-threaded: one owner at a time.
  */
 #ifndef TODO_UTIL_BUF_H
 #define TODO_UTIL_BUF_H

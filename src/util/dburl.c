@@ -9,7 +9,7 @@
 #include "util/xalloc.h"
 
 #define ACCEPTED_FORMS                                                                             \
-    "sqlite:///relative.db, sqlite:////absolute/path.db, sqlite+aiosqlite:///..., "              \
+    "sqlite:///relative.db, sqlite:////absolute/path.db, sqlite+aiosqlite:///..., "                \
     "postgresql://..., postgres://..., postgresql+asyncpg://..."
 
 struct scheme {
@@ -218,10 +218,10 @@ int dburl_parse(const char *url, struct dburl *out, char *err, size_t errlen)
     }
     if (!sc) {
         /* The scheme precedes "://" and so never holds the password. */
-        snprintf(err, errlen,
-                 "DATABASE_URL: unsupported scheme \"%.*s\" in \"%s\"; accepted forms: "
-                 ACCEPTED_FORMS,
-                 (int)(sep - url), url, red);
+        snprintf(
+            err, errlen,
+            "DATABASE_URL: unsupported scheme \"%.*s\" in \"%s\"; accepted forms: " ACCEPTED_FORMS,
+            (int)(sep - url), url, red);
         goto out;
     }
     if (sc->kind == DBURL_SQLITE)

@@ -8,10 +8,19 @@
  *   postgresql://... postgres://... postgresql+asyncpg://...  → kind POSTGRES
  *     (the whole URL is kept in `conninfo`, driver suffix removed;
  *      the PostgreSQL issue refines the query parameters)
- * A `?query` on a SQLite URL is an error (none is supported yet).
+ * Schemes compare case-insensitively. A SQLite path is percent-decoded
+ * (%20 → space; %00 and bad escapes are errors); a `?query` or `#fragment`
+ * on a SQLite URL is an error (none is supported yet), and so is a host
+ * (`sqlite://host/x`: the message says to use three slashes).
  *
- * Pure; any thread. dburl_parse() fills `out` (free with dburl_free) or
- * returns -1 with a message in `err` that never contains the password.
+ * Redaction replaces the password of `user:password@` and the value of any
+ * `password=` parameter with "***"; when unsure where the user part ends
+ * it over-redacts rather than leak.
+ *
+ * Pure; any thread. dburl_parse() fills `out` (free with dburl_free; NULL
+ * and a freed struct are accepted) or returns -1 with a message in `err`
+ * that starts with "DATABASE_URL", quotes only the redacted URL and never
+ * contains the password.
  */
 #ifndef TODO_UTIL_DBURL_H
 #define TODO_UTIL_DBURL_H

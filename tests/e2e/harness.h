@@ -208,6 +208,7 @@ struct e2e_server_opts {
     const char *const *unset;   /* names not to pass at all, NULL-terminated */
     const char *const *args;    /* argv after `todo`, NULL: {"serve"} */
     bool no_defaults;           /* pass none of the harness defaults */
+    bool empty_env;             /* inherit nothing from the test's environment */
 };
 
 /* Start and wait (10 s) for the listening line. 0, or -1 with a reason in

@@ -148,8 +148,7 @@ Test(password, garbage_hashes_mismatch)
         "*0",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_assert_eq(password_verify(bad[i], "right password"), PASSWORD_MISMATCH, "hash %zu",
-                     i);
+        cr_assert_eq(password_verify(bad[i], "right password"), PASSWORD_MISMATCH, "hash %zu", i);
 }
 
 Test(password, overlong_hash_mismatch)

@@ -363,10 +363,13 @@ Test(todo_decode, completed_must_be_boolean)
 #define ID "0190a0b0-c0d0-7e0f-8a1b-2c3d4e5f6a7b"
 #define UID "0190a0b0-c0d0-7e0f-8a1b-000000000001"
 
+/* The todo borrows the title: keep it in static storage. */
+static char make_todo_title[] = "Title";
+
 static struct todo make_todo(bool completed)
 {
     struct todo_patch p = {
-        .has_title = true, .title = (char[]){"Title"},
+        .has_title = true, .title = make_todo_title,
         .has_description = true, .description = NULL,
         .has_completed = true, .completed = completed,
     };

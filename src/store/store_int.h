@@ -1,0 +1,26 @@
+/*
+ * store/store_int: what store.c and the backends share, and nobody else.
+ *
+ * - The backends' exported tables (each backend file exports exactly one).
+ * - struct store__arena: a chunked string arena that an operation uses to own
+ *   the strings of its result (sqlite3_column_* and PGresult pointers die at
+ *   the next step); pointers stay valid until store__arena_free(). One
+ *   owner, one thread at a time.
+ */
+#ifndef TODO_STORE_STORE_INT_H
+#define TODO_STORE_STORE_INT_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+extern const struct store_backend store_backend_sqlite;
+
+struct store__arena;
+
+/* Copy s[0..len) plus a NUL into `*a` (created on first use); never NULL. */
+char *store__arena_strndup(struct store__arena **a, const char *s, size_t len);
+/* Free every block; NULL accepted. */
+void store__arena_free(struct store__arena *a);
+
+#endif
