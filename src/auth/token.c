@@ -236,8 +236,10 @@ int token_verify_libjwt(const unsigned char *key, size_t key_len, const char *to
      * check with this key would pass, hence the explicit HS256 test. */
     if (jwt_decode(&jwt, buf, key, (int)key_len) != 0 || jwt_get_alg(jwt) != JWT_ALG_HS256)
         goto out;
-    grants = jwt_get_headers_json(jwt, "crit");
-    if (grants)
+    char *crit = jwt_get_headers_json(jwt, "crit");
+    bool has_crit = crit != NULL;
+    free(crit);
+    if (has_crit)
         goto out;
     grants = jwt_get_grants_json(jwt, NULL);
     payload = grants ? json_loads(grants, 0, NULL) : NULL;

@@ -464,30 +464,3 @@ Test(token, concurrent_threads)
     free(bad);
 }
 
-static double us_per_verify(verify_fn *fn, const char *tok, int n)
-{
-    struct timespec a, b;
-    struct token_claims c;
-    size_t len = strlen(tok);
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < n; i++)
-        cr_assert_eq(fn(KEY, KEY_LEN, tok, len, NOW, &c), 0);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    return ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3) / n;
-}
-
-/* Not a timing assertion: prints the cost when TOKEN_BENCH is set. */
-Test(token, cost)
-{
-    const char *runs = getenv("TOKEN_BENCH");
-    int n = runs ? (int)strtol(runs, NULL, 10) : 200;
-    if (n <= 0)
-        n = 200;
-    char *tok = token_issue(KEY, KEY_LEN, USER, "someone@example.com", NOW, 1800);
-    double fast = us_per_verify(token_verify, tok, n);
-    double ref = us_per_verify(token_verify_libjwt, tok, n);
-    if (runs)
-        cr_log_warn("token_verify %.2f us/op, token_verify_libjwt %.2f us/op (%d runs)", fast, ref,
-                    n);
-    free(tok);
-}
