@@ -3,7 +3,7 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all run test test-asan bench clean deps
+.PHONY: all run test test-asan bench fuzz clean deps
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -32,6 +32,11 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 
 bench: deps
 	scripts/bench
+
+# libFuzzer targets (clang): FUZZ_SECONDS per target, default 10.
+fuzz:
+	@scripts/install-deps --fuzz
+	scripts/fuzz
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-bench

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "http/offload.h"
-#include "model/timefmt.h"
 #include "store/store.h"
 
 static void reqctx_dispose(void *p)
@@ -28,7 +27,7 @@ struct reqctx *reqctx_new(h2o_req_t *req, struct http_worker *w)
     memset(rc, 0, sizeof(*rc));
     rc->req = req;
     rc->worker = w;
-    rc->started_ms = timefmt_now_ms();
+    clock_gettime(CLOCK_MONOTONIC, &rc->started);
     snprintf(rc->request_id, sizeof(rc->request_id), "%08x-%u-%llx", w->app->process_tag, w->id,
              (unsigned long long)++w->next_seq);
     w->inflight++;

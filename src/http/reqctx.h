@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <h2o.h>
 
@@ -36,7 +37,7 @@ struct reqctx {
     size_t param_len;
     char user_id[UUID_STR_LEN + 1]; /* set by api_authenticate() */
     char request_id[32];
-    int64_t started_ms;
+    struct timespec started; /* CLOCK_MONOTONIC, for the access log */
     bool responded;
 };
 

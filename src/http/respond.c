@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/timefmt.h"
+#include <time.h>
+
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -59,7 +60,11 @@ static void access_log(struct reqctx *rc, int status, size_t bytes)
     snprintf(path, sizeof(path), "%.*s", (int)path_len, req->path.base);
     snprintf(status_s, sizeof(status_s), "%d", status);
     snprintf(bytes_s, sizeof(bytes_s), "%zu", bytes);
-    snprintf(dur, sizeof(dur), "%lld", (long long)(timefmt_now_ms() - rc->started_ms));
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - rc->started.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - rc->started.tv_nsec) / 1e6;
+    snprintf(dur, sizeof(dur), "%.3f", ms);
     log_kv(LOG_INFO, "request", "method", method, "path", path, "status", status_s, "bytes",
            bytes_s, "duration_ms", dur, "request_id", rc->request_id, NULL);
 }

@@ -173,6 +173,11 @@ int timefmt_parse(const char *s, size_t len, int64_t *ms)
         return -1;
     int64_t days = days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
-    *ms = secs * 1000 + frac;
+    int64_t v = secs * 1000 + frac;
+    /* An offset can carry 0000-01-01 or 9999-12-31 out of what
+     * timefmt_format() can write back. */
+    if (v < MS_MIN || v > MS_MAX)
+        return -1;
+    *ms = v;
     return 0;
 }

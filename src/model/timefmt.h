@@ -21,8 +21,10 @@ void timefmt_format(int64_t ms, char out[TIMEFMT_LEN + 1]);
 
 /* Parse RFC 3339 text: "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)"; 't'/'z'
  * and a space for 'T' are accepted; fractions beyond milliseconds are
- * truncated. Leap seconds (":60") are rejected. Returns 0 and sets *ms, or
- * -1 when `s` is not such a time. */
+ * truncated. Leap seconds (":60") are rejected, and so is a time whose UTC
+ * value falls outside 0000-01-01..9999-12-31 (through its offset), so that
+ * whatever parses formats back exactly. Returns 0 and sets *ms, or -1 when
+ * `s` is not such a time. */
 int timefmt_parse(const char *s, size_t len, int64_t *ms);
 
 #endif

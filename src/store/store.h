@@ -100,7 +100,9 @@ struct todo_query {
     enum todo_sort sort; /* ties broken by id in the same direction */
 };
 
-/* create / put / patch / delete of one todo. */
+/* create / put / patch / delete of one todo. `user_id` and `id` must be UUIDs
+ * (any case; stored canonical) and `patch` must be present (create/put: with
+ * a title), else the submit call returns STORE_INVALID. */
 struct todo_write {
     const char *user_id;
     const char *id;     /* create: the new id; others: the addressed id */
@@ -221,6 +223,9 @@ static inline void store_op_cancel(struct store_worker *w, struct store_op *op)
 
 #define STORE__CALL(w, fn, ...) ((w)->_store->_be->fn((w), __VA_ARGS__))
 
+/* Readiness, for /readyz: STORE_OK when the database answers and its schema
+ * is at the newest embedded migration (the non-blocking form of
+ * store_schema_current), STORE_UNAVAILABLE (with a message) otherwise. */
 __attribute__((warn_unused_result)) static inline int
 store_ping(struct store_worker *w, store_done_fn *done, void *ctx, struct store_op **op)
 {

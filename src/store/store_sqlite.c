@@ -248,12 +248,38 @@ static int read_one(struct store_op *op, sqlite3_stmt *st, enum row_kind kind)
     return status;
 }
 
+/* Readiness: the database answers and its schema is the newest embedded
+ * one. A missing table, an error or another version is UNAVAILABLE. */
+static int ping_run(struct store_op *op)
+{
+    sqlite3_stmt *st =
+        rprepare(op, R_PING, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    int64_t want = migrate_latest_version("sqlite"), have;
+    int rc;
+
+    if (st == NULL)
+        return STORE_UNAVAILABLE;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rfail(op, rc);
+        store__sqlite_reset(st);
+        return STORE_UNAVAILABLE;
+    }
+    have = sqlite3_column_int64(st, 0);
+    store__sqlite_reset(st);
+    if (have != want) {
+        snprintf(op->job.message, sizeof(op->job.message),
+                 "schema at version %lld, expected %lld", (long long)have, (long long)want);
+        return STORE_UNAVAILABLE;
+    }
+    return STORE_OK;
+}
+
 static int sq_ping(struct store_worker *w, store_done_fn *done, void *ctx, struct store_op **out)
 {
     struct store_op *op = op_new(w, done, ctx);
-    sqlite3_stmt *st = rprepare(op, R_PING, "SELECT 1");
 
-    op->job.status = st == NULL ? STORE_INTERNAL : read_one(op, st, ROW_NONE);
+    op->job.status = ping_run(op);
     return read_submitted(op, out);
 }
 
@@ -287,8 +313,9 @@ static int sq_user_by_email(struct store_worker *w, const char *email, store_don
 static int sq_user_by_id(struct store_worker *w, const char *id, store_done_fn *done, void *ctx,
                          struct store_op **out)
 {
-    return user_lookup(w, R_USER_BY_ID, "SELECT " STORE__SQLITE_USER_COLS " FROM users WHERE id = ?1",
-                       id, done, ctx, out);
+    return user_lookup(w, R_USER_BY_ID,
+                       "SELECT " STORE__SQLITE_USER_COLS " FROM users WHERE id = ?1", id, done,
+                       ctx, out);
 }
 
 static int sq_todo_get(struct store_worker *w, const char *user_id, const char *id,
@@ -662,7 +689,7 @@ static int todo_create_run(struct sqlite_job *job, struct sqlite_wconn *c)
 
     todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
     status = todo_insert(job, c, &op->todo);
-    op->has_todo = status == STORE_OK;
+    op->has_todo = op->created = status == STORE_OK;
     return status;
 }
 
@@ -687,9 +714,7 @@ static int todo_put_run(struct sqlite_job *job, struct sqlite_wconn *c)
         /* If-Match (a version or *) asks for an existing representation. */
         if (op->if_match != STORE_IF_MATCH_NONE)
             return precondition_failed(job, "If-Match on a todo that does not exist");
-        status = todo_create_run(job, c);
-        op->created = status == STORE_OK;
-        return status;
+        return todo_create_run(job, c);
     }
     status = todo_check_own(job, status);
     return status != STORE_OK ? status : todo_apply_and_update(job, c);
@@ -944,6 +969,11 @@ static void sq_worker_detach(struct store_worker *sw)
         h2o_evloop_run(w->super._loop, 10);
     h2o_multithread_unregister_receiver(w->queue, &w->receiver);
     h2o_multithread_destroy_queue(w->queue);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR < 3
+    /* h2o before 2.3.0 (Debian ships 2.2.5) closes the queue's pipe but
+     * never frees the queue itself (upstream commit 6b0a76e). */
+    free(w->queue);
+#endif
     h2o_timeout_dispose(w->super._loop, &w->zero);
     store__sqlite_close(w->db, w->stmts, R_NSTMTS);
     free(w);

@@ -172,7 +172,7 @@ void log_kv(enum log_level level, const char *msg, ...)
     put_str(&l, " level=");
     put_str(&l, level_names[li]);
     put_str(&l, " msg=");
-    put_quoted(&l, msg ? msg : "");
+    put_value(&l, msg ? msg : "");
 
     va_list ap;
     va_start(ap, msg);

@@ -2,7 +2,7 @@
  * util/log: leveled logfmt lines on stderr, one write() per line so lines
  * from several threads never interleave.
  *
- * Line shape: `time=2026-11-21T07:13:46.123Z level=info msg="listening" key=value ...`
+ * Line shape: `time=2026-11-21T07:13:46.123Z level=info msg=listening key=value ...`
  * log_kv() values are quoted (with \" \\ \n \r \t \u00XX escapes) when they are
  * empty or contain a space, '=', '"' or a control character; `msg` is always
  * quoted. A line longer than 2 KiB is truncated. A NULL value is written as

@@ -24,7 +24,8 @@ static void race_one(int i, void *arg)
 {
     struct race *rc = arg;
     struct e2e_req rq = {.method = rc->method, .path = rc->path, .token = rc->token,
-                         .ctype = "application/json", .body = rc->bodies[i], .hdr = {rc->hdr}};
+                         .ctype = rc->bodies[i] ? "application/json" : NULL,
+                         .body = rc->bodies[i], .hdr = {rc->hdr}};
     struct e2e_resp *r = e2e_send(&rq);
     rc->status[i] = r->status;
     rc->resp[i] = strdup(r->body);
@@ -222,4 +223,19 @@ Test(concurrency, write_burst_all_acknowledged_and_listed, .timeout = 120)
     }
     e2e_resp_free(r);
     free(b);
+}
+
+Test(concurrency, delete_same_todo_one_204_rest_404, .timeout = 60)
+{
+    struct e2e_user u;
+    e2e_user_make(&u, "racedel");
+    json_t *t = e2e_todo_new(&u, "doomed");
+    char path[100];
+    snprintf(path, sizeof(path), "/api/v1/todos/%s", e2e_str(t, "id"));
+    struct race rc = {.method = "DELETE", .path = path, .token = u.token};
+    e2e_parallel(N, race_one, &rc);
+    cr_assert_eq(count(&rc, 204), 1, "want exactly one 204: %s", statuses(&rc));
+    cr_assert_eq(count(&rc, 404), N - 1, "want %d x 404: %s", N - 1, statuses(&rc));
+    json_decref(t);
+    race_free(&rc);
 }

@@ -117,8 +117,14 @@ Test(errors, invalid_utf8_and_nul_rejected)
                                  "{\"title\": \"a\\u0000b\"}", 0);
     cr_assert(r->status == 400 || r->status == 422 || r->status == 201,
               "NUL escape: %ld %s", r->status, e2e_excerpt(r));
-    if (r->status != 201)
+    if (r->status != 201) {
         E2E_PROBLEM(r, (int)r->status);
+    } else {
+        /* accepted: then stored whole, not cut at the NUL */
+        json_t *title = json_object_get(r->json, "title");
+        cr_assert(json_string_length(title) == 3 && memcmp(json_string_value(title), "a\0b", 3) == 0,
+                  "a title with U+0000 was accepted but changed: %s", e2e_excerpt(r));
+    }
     e2e_resp_free(r);
     r = e2e_get("/api/v1/todos", u.token);
     E2E_STATUS(r, 200);
@@ -417,6 +423,14 @@ Test(errors, bad_query_parameters_400)
     expect_bad_query(&u, "foo=1", "foo");
     expect_bad_query(&u, "limit=5&bogus=1", "bogus");
     expect_bad_query(&u, "sort=title&completed=perhaps", "completed");
+    expect_bad_query(&u, "completed=", "completed");
+    expect_bad_query(&u, "sort=", "sort");
+    expect_bad_query(&u, "limit=1e2", "limit");
+    expect_bad_query(&u, "limit=5.0", "limit");
+    expect_bad_query(&u, "offset=99999999999999999999", "offset");
+    expect_bad_query(&u, "q=%ZZ", "q");
+    expect_bad_query(&u, "q=%", "q");
+    expect_bad_query(&u, "q=%FF%FE", "q");
 }
 
 Test(errors, good_query_parameters_200)

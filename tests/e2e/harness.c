@@ -613,6 +613,19 @@ bool e2e_problem_names(const struct e2e_resp *r, const char *name)
     return d && strstr(d, name);
 }
 
+char *e2e_problem_canonical(const struct e2e_resp *r, const char *id)
+{
+    if (!json_is_object(r->json))
+        return e2e_replace(r->body, id ? id : "", "<ID>");
+    json_t *copy = json_deep_copy(r->json);
+    json_object_del(copy, "request_id");
+    char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
+    char *out = e2e_replace(text, id ? id : "", "<ID>");
+    free(text);
+    return out;
+}
+
 void e2e_check_401_bearer(const struct e2e_resp *r, const char *file, int line)
 {
     e2e_check_problem(r, 401, file, line);
@@ -979,6 +992,13 @@ static int make_temp_dir(char *out, size_t outlen)
 
 static void build_env(struct e2e_server *s, const struct e2e_server_opts *o, struct envv *e)
 {
+    /* even an "empty" environment keeps PATH and the sanitizer settings */
+    static const char *const always[] = {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                         NULL};
+    for (char **p = environ; o->empty_env && *p; p++) {
+        if (in_list(*p, always))
+            env_put(e, *p);
+    }
     for (char **p = environ; !o->empty_env && *p; p++) {
         if (in_list(*p, config_vars) || strncmp(*p, "E2E_", 4) == 0 || in_list(*p, o->unset))
             continue;
@@ -1261,27 +1281,7 @@ bool e2e_port_open(int port)
 
 int e2e_run(const char *const *args, const char *const *env, char **out, int timeout_ms)
 {
-    const char *path = getenv("PATH");
-    const char *asan = getenv("ASAN_OPTIONS");
-    const char *ubsan = getenv("UBSAN_OPTIONS");
-    char *kv[3] = {
-        e2e_xasprintf("PATH=%s", path ? path : "/usr/bin:/bin"),
-        asan ? e2e_xasprintf("ASAN_OPTIONS=%s", asan) : NULL,
-        ubsan ? e2e_xasprintf("UBSAN_OPTIONS=%s", ubsan) : NULL,
-    };
-    size_t ne = 0;
-    while (env && env[ne])
-        ne++;
-    const char **set = e2e_xmalloc((ne + 4) * sizeof(char *));
-    size_t k = 0;
-    for (int i = 0; i < 3; i++) {
-        if (kv[i])
-            set[k++] = kv[i];
-    }
-    for (size_t i = 0; i < ne; i++)
-        set[k++] = env[i];
-    set[k] = NULL;
-
+    const char *const *set = env;
     struct e2e_server s;
     char err[512];
     struct e2e_server_opts o = {.args = args, .set = set, .no_defaults = true, .empty_env = true};
@@ -1297,9 +1297,6 @@ int e2e_run(const char *const *args, const char *const *env, char **out, int tim
     } else if (out) {
         *out = e2e_xstrdup(err);
     }
-    for (int i = 0; i < 3; i++)
-        free(kv[i]);
-    free(set);
     return st;
 }
 

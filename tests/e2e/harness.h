@@ -125,6 +125,11 @@ bool e2e_problem_names(const struct e2e_resp *r, const char *name);
 void e2e_check_401_bearer(const struct e2e_resp *r, const char *file, int line);
 #define E2E_401_BEARER(r) e2e_check_401_bearer((r), __FILE__, __LINE__)
 
+/* The problem body as canonical JSON text (sorted keys) without the
+ * per-request "request_id" member and with `id` (may be NULL) replaced by
+ * "<ID>", so that two answers can be compared for sameness. Caller frees. */
+char *e2e_problem_canonical(const struct e2e_resp *r, const char *id);
+
 /* ---- users ---- */
 
 struct e2e_user {
@@ -162,11 +167,11 @@ bool e2e_is_rfc3339_ms(const char *s);                           /* YYYY-MM-DDTH
 int64_t e2e_parse_ms(const char *s);                             /* -1 when not rfc3339 ms */
 int64_t e2e_now_ms(void);
 void e2e_uuid_v4(char out[37]);                                  /* random, lower-case */
-char *e2e_repeat(const char *unit, size_t n);                    /* caller frees */
+char *e2e_repeat(const char *unit, size_t n) __attribute__((returns_nonnull));                    /* caller frees */
 void e2e_random_hex(char *out, size_t nhex);                     /* nhex chars + NUL */
-char *e2e_urlencode(const char *s);                              /* caller frees */
+char *e2e_urlencode(const char *s) __attribute__((returns_nonnull));                              /* caller frees */
 /* Replace every occurrence of `needle` in `hay` with `with` (caller frees). */
-char *e2e_replace(const char *hay, const char *needle, const char *with);
+char *e2e_replace(const char *hay, const char *needle, const char *with) __attribute__((returns_nonnull));
 
 /* ---- tokens (JWT) ---- */
 
@@ -208,7 +213,7 @@ struct e2e_server_opts {
     const char *const *unset;   /* names not to pass at all, NULL-terminated */
     const char *const *args;    /* argv after `todo`, NULL: {"serve"} */
     bool no_defaults;           /* pass none of the harness defaults */
-    bool empty_env;             /* inherit nothing from the test's environment */
+    bool empty_env;             /* inherit only PATH and *SAN_OPTIONS from the test */
 };
 
 /* Start and wait (10 s) for the listening line. 0, or -1 with a reason in
@@ -240,7 +245,8 @@ int e2e_free_port(void);
 bool e2e_port_open(int port);
 
 /* Run `TODO_BIN args...` with environment `env` (NULL-terminated
- * NAME=value list, nothing else but PATH), capture stdout+stderr into *out
+ * NAME=value list; besides it only PATH and the *SAN_OPTIONS variables of the
+ * test run), capture stdout+stderr into *out
  * (caller frees). Returns the wait status, or -1 (timeout: killed). */
 int e2e_run(const char *const *args, const char *const *env, char **out, int timeout_ms);
 const char *e2e_todo_bin(void);

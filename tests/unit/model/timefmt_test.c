@@ -109,6 +109,20 @@ Test(timefmt, parse_offsets)
     cr_expect_eq(parse_ok("1970-01-01T00:00:00.001+23:59"), 1 - (23 * 60 + 59) * 60000LL);
 }
 
+/* Found by tests/fuzz/fuzz_timefmt: an offset could carry the edge years out
+ * of the range timefmt_format() writes, so the text did not round-trip. */
+Test(timefmt, parse_rejects_offsets_beyond_the_range)
+{
+    check_parse_fails("0000-01-01T00:00:00+00:01");
+    check_parse_fails("0000-01-01T00:00:00.999+00:01");
+    check_parse_fails("9999-12-31T23:59:59.999-00:01");
+    check_parse_fails("9999-12-31T23:59:00-23:59");
+    cr_expect_eq(parse_ok("0000-01-01T00:01:00+00:01"), -62167219200000);
+    cr_expect_eq(parse_ok("0000-01-01T00:00:00-00:01"), -62167219200000 + 60000);
+    cr_expect_eq(parse_ok("9999-12-31T23:58:59.999-00:01"), 253402300799999);
+    cr_expect_eq(parse_ok("9999-12-31T23:59:59.999+23:59"), 253402300799999 - 86340000);
+}
+
 Test(timefmt, parse_leap_years)
 {
     parse_ok("2000-02-29T00:00:00Z");

@@ -63,7 +63,7 @@ Test(log, line_shape)
         else
             cr_assert(c >= '0' && c <= '9', "%s", out);
     }
-    cr_expect_str_eq(t + 24, " level=info msg=\"listening\" addr=127.0.0.1:8000 "
+    cr_expect_str_eq(t + 24, " level=info msg=listening addr=127.0.0.1:8000 "
                              "db=sqlite:///todo.db\n");
 }
 
@@ -76,7 +76,7 @@ Test(log, values_quoted_when_needed)
     const char *out = capture_end(f, saved);
     const char *rest = strstr(out, " level=warn ");
     cr_assert_not_null(rest, "%s", out);
-    cr_expect_str_eq(rest, " level=warn msg=\"m\" a=\"two words\" b=\"k=v\" c=\"say \\\"hi\\\"\" "
+    cr_expect_str_eq(rest, " level=warn msg=m a=\"two words\" b=\"k=v\" c=\"say \\\"hi\\\"\" "
                            "d=back\\slash e=\"line\\nbreak\\ttab\\u0001\" f=\"\" g=plain\n");
 }
 
@@ -94,7 +94,7 @@ Test(log, level_filtering)
     log_kv(LOG_ERROR, "shown", NULL);
     const char *out = capture_end(f, saved);
     cr_expect_null(strstr(out, "hidden"));
-    cr_expect_not_null(strstr(out, "level=error msg=\"shown\"\n"));
+    cr_expect_not_null(strstr(out, "level=error msg=shown\n"));
     cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
 }
 
@@ -111,7 +111,7 @@ Test(log, long_line_truncated_but_terminated)
     cr_assert_not_null(nl);
     cr_expect_leq((size_t)(nl - out) + 1, 2048);
     cr_expect_geq((size_t)(nl - out) + 1, 2000);
-    cr_expect_not_null(strstr(nl + 1, "msg=\"next\"\n"));
+    cr_expect_not_null(strstr(nl + 1, "msg=next\n"));
 }
 
 Test(log, null_value_ends_the_list)
@@ -120,7 +120,7 @@ Test(log, null_value_ends_the_list)
     FILE *f = capture_begin(&saved);
     log_kv(LOG_INFO, "m", "k", (const char *)NULL, NULL);
     const char *out = capture_end(f, saved);
-    cr_expect_not_null(strstr(out, "msg=\"m\" k=\"\"\n"), "%s", out);
+    cr_expect_not_null(strstr(out, "msg=m k=\"\"\n"), "%s", out);
 }
 
 Test(log, parse_levels)

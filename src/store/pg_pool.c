@@ -1,0 +1,411 @@
+#include "store/pg_pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define TICK_MS 100
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct slot {
+    struct pg_pool *pool;
+    struct pg_conn *c;  /* NULL while waiting to reconnect */
+    enum pg_pool_kind kind;
+    bool held;          /* writers: checked out */
+    bool ready_seen;    /* c got ready (else it is still a connection attempt) */
+    unsigned failures;  /* consecutive failed connection attempts */
+    uint64_t retry_at;  /* c == NULL: when to try again */
+};
+
+struct pg_pool {
+    h2o_loop_t *loop;
+    char *conninfo;
+    struct pg_pool_options o;
+    h2o_timeout_t zero;  /* for the connections' deferred syncs and reports */
+    h2o_timeout_t tick;  /* reconnects and wait deadlines */
+    h2o_timeout_entry_t tick_entry;
+    h2o_timeout_entry_t check_entry; /* answers waiters after a failure, from the loop */
+    struct slot *slots;  /* readers first, then writers */
+    unsigned nslots;
+    unsigned next_reader;
+    unsigned connecting; /* attempts in progress */
+    bool down;           /* the last attempt failed and none succeeded since */
+    h2o_linklist_t waiters[2]; /* by kind */
+    uint64_t rng;
+    char error[256];
+};
+
+static void connect_slot(struct slot *s);
+static void arm_tick(struct pg_pool *p);
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static uint64_t next_random(struct pg_pool *p)
+{
+    /* xorshift64: jitter only, no need for more. */
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    return p->rng;
+}
+
+/* 100 ms doubling per failure up to 5 s, then a random 50–100 % of it. */
+static uint64_t backoff_ms(struct pg_pool *p, unsigned failures)
+{
+    uint64_t d = BACKOFF_FIRST_MS;
+
+    for (unsigned i = 1; i < failures && d < BACKOFF_MAX_MS; i++)
+        d *= 2;
+    if (d > BACKOFF_MAX_MS)
+        d = BACKOFF_MAX_MS;
+    return d / 2 + next_random(p) % (d / 2 + 1);
+}
+
+static struct slot *slot_of(struct pg_pool *p, const struct pg_conn *c)
+{
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (p->slots[i].c == c)
+            return &p->slots[i];
+    }
+    return NULL;
+}
+
+static bool is_ready(const struct slot *s)
+{
+    enum pg_conn_state st = s->c != NULL ? pg_conn_state(s->c) : PG_CONN_BROKEN;
+
+    return st == PG_CONN_IDLE || st == PG_CONN_BUSY;
+}
+
+static void set_error(struct pg_pool *p, const char *msg)
+{
+    snprintf(p->error, sizeof(p->error), "%s", msg);
+}
+
+/* ---- waiters ----------------------------------------------------------- */
+
+static struct pg_pool_waiter *first_waiter(struct pg_pool *p, enum pg_pool_kind kind)
+{
+    h2o_linklist_t *l = &p->waiters[kind];
+
+    return h2o_linklist_is_empty(l) ? NULL
+                                    : H2O_STRUCT_FROM_MEMBER(struct pg_pool_waiter, _link, l->next);
+}
+
+static void answer(struct pg_pool_waiter *wt, struct pg_conn *c)
+{
+    h2o_linklist_unlink(&wt->_link);
+    wt->cb(wt, c);
+}
+
+/* Hand ready connections to whoever waits for them. */
+static void serve_waiters(struct pg_pool *p)
+{
+    struct pg_pool_waiter *wt;
+    struct pg_conn *c;
+
+    while ((wt = first_waiter(p, PG_POOL_READER)) != NULL && (c = pg_pool_reader(p)) != NULL)
+        answer(wt, c);
+    while ((wt = first_waiter(p, PG_POOL_WRITER)) != NULL &&
+           (c = pg_pool_take_writer(p)) != NULL)
+        answer(wt, c);
+}
+
+static void fail_waiters(struct pg_pool *p, enum pg_pool_kind kind)
+{
+    struct pg_pool_waiter *wt;
+
+    while ((wt = first_waiter(p, kind)) != NULL)
+        answer(wt, NULL);
+}
+
+static void expire_waiters(struct pg_pool *p, uint64_t now)
+{
+    for (int k = 0; k < 2; k++) {
+        struct pg_pool_waiter *wt;
+        while ((wt = first_waiter(p, (enum pg_pool_kind)k)) != NULL &&
+               now - wt->_since >= p->o.timeout_ms) {
+            set_error(p, "timed out waiting for a database connection");
+            answer(wt, NULL);
+        }
+    }
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static bool kind_ready(struct pg_pool *p, enum pg_pool_kind kind)
+{
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (p->slots[i].kind == kind && is_ready(&p->slots[i]))
+            return true;
+    }
+    return false;
+}
+
+/* Waiters of a kind with nothing alive get NULL once the pool is down. Runs
+ * from the loop (check_entry), never inside a caller's call. */
+static void on_check(h2o_timeout_entry_t *entry)
+{
+    struct pg_pool *p = H2O_STRUCT_FROM_MEMBER(struct pg_pool, check_entry, entry);
+
+    if (!p->down)
+        return;
+    for (int k = 0; k < 2; k++) {
+        if (!kind_ready(p, (enum pg_pool_kind)k))
+            fail_waiters(p, (enum pg_pool_kind)k);
+    }
+}
+
+/* A connection attempt failed: back off; the slot stays empty until then. */
+static void attempt_failed(struct slot *s, const char *why)
+{
+    struct pg_pool *p = s->pool;
+
+    s->failures++;
+    s->retry_at = h2o_now(p->loop) + backoff_ms(p, s->failures);
+    if (!p->down)
+        log_kv(LOG_WARN, "postgres: cannot connect", "error", why, NULL);
+    set_error(p, why);
+    p->down = true;
+    if (!h2o_timeout_is_linked(&p->check_entry))
+        h2o_timeout_link(p->loop, &p->zero, &p->check_entry);
+    arm_tick(p);
+}
+
+/* Empty the slot and connect again now (from the loop) or at retry_at. */
+static void drop_conn(struct slot *s)
+{
+    pg_conn_free(s->c);
+    s->c = NULL;
+    s->ready_seen = false;
+}
+
+static void on_conn_state(struct pg_conn *c, void *data)
+{
+    struct slot *s = data;
+    struct pg_pool *p = s->pool;
+
+    if (pg_conn_state(c) != PG_CONN_BROKEN) { /* ready */
+        p->connecting--;
+        s->ready_seen = true;
+        s->failures = 0;
+        p->down = false;
+        p->error[0] = '\0';
+        /* The database is back: reconnect every empty slot now. */
+        for (unsigned i = 0; i < p->nslots; i++) {
+            if (p->slots[i].c == NULL)
+                connect_slot(&p->slots[i]);
+        }
+        serve_waiters(p);
+        return;
+    }
+    if (!s->ready_seen) { /* the attempt failed */
+        char why[256];
+        snprintf(why, sizeof(why), "%s", pg_conn_error(c));
+        p->connecting--;
+        drop_conn(s);
+        attempt_failed(s, why);
+        return;
+    }
+    log_kv(LOG_WARN, "postgres: connection lost", "error", pg_conn_error(c), NULL);
+    /* A held writer is replaced when its holder gives it back. */
+    if (!s->held) {
+        drop_conn(s);
+        connect_slot(s);
+    }
+}
+
+/* Start a connection in an empty slot. Runs no callback. */
+static void connect_slot(struct slot *s)
+{
+    struct pg_pool *p = s->pool;
+    struct pg_conn_options o = {
+        .conninfo = p->conninfo,
+        .prepared = p->o.prepared,
+        .zero_timeout = &p->zero,
+        .on_state = on_conn_state,
+        .data = s,
+    };
+
+    s->ready_seen = false;
+    s->c = pg_conn_new(p->loop, &o);
+    if (pg_conn_state(s->c) == PG_CONN_BROKEN) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", pg_conn_error(s->c));
+        drop_conn(s);
+        attempt_failed(s, why);
+        return;
+    }
+    p->connecting++;
+}
+
+/* ---- the tick: reconnects and wait deadlines --------------------------- */
+
+static bool tick_needed(struct pg_pool *p)
+{
+    if (!h2o_linklist_is_empty(&p->waiters[0]) || !h2o_linklist_is_empty(&p->waiters[1]))
+        return true;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (p->slots[i].c == NULL)
+            return true;
+    }
+    return false;
+}
+
+static void arm_tick(struct pg_pool *p)
+{
+    if (!h2o_timeout_is_linked(&p->tick_entry) && tick_needed(p))
+        h2o_timeout_link(p->loop, &p->tick, &p->tick_entry);
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    struct pg_pool *p = H2O_STRUCT_FROM_MEMBER(struct pg_pool, tick_entry, entry);
+    uint64_t now = h2o_now(p->loop);
+
+    for (unsigned i = 0; i < p->nslots; i++) {
+        struct slot *s = &p->slots[i];
+        if (s->c != NULL || now < s->retry_at)
+            continue;
+        /* While the database is down, one probe at a time. */
+        if (p->down && p->connecting > 0) {
+            s->retry_at = now + backoff_ms(p, s->failures);
+            continue;
+        }
+        connect_slot(s);
+    }
+    expire_waiters(p, now);
+    arm_tick(p);
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+struct pg_pool *pg_pool_new(h2o_loop_t *loop, const struct pg_pool_options *opts)
+{
+    struct pg_pool *p = xcalloc(1, sizeof(*p));
+    struct timespec ts;
+
+    p->loop = loop;
+    p->o = *opts;
+    p->conninfo = xstrdup(opts->conninfo);
+    p->o.conninfo = p->conninfo;
+    if (p->o.nreaders == 0)
+        p->o.nreaders = 1;
+    if (p->o.nwriters == 0)
+        p->o.nwriters = 1;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)p ^ 0x9e3779b97f4a7c15ull;
+    h2o_timeout_init(loop, &p->zero, 0);
+    h2o_timeout_init(loop, &p->tick, TICK_MS);
+    p->tick_entry.cb = on_tick;
+    p->check_entry.cb = on_check;
+    h2o_linklist_init_anchor(&p->waiters[PG_POOL_READER]);
+    h2o_linklist_init_anchor(&p->waiters[PG_POOL_WRITER]);
+    p->nslots = p->o.nreaders + p->o.nwriters;
+    p->slots = xcalloc(p->nslots, sizeof(*p->slots));
+    for (unsigned i = 0; i < p->nslots; i++) {
+        p->slots[i].pool = p;
+        p->slots[i].kind = i < p->o.nreaders ? PG_POOL_READER : PG_POOL_WRITER;
+        connect_slot(&p->slots[i]);
+    }
+    return p;
+}
+
+void pg_pool_free(struct pg_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (unsigned i = 0; i < p->nslots; i++)
+        pg_conn_free(p->slots[i].c);
+    h2o_timeout_unlink(&p->tick_entry);
+    h2o_timeout_unlink(&p->check_entry);
+    h2o_timeout_dispose(p->loop, &p->tick);
+    h2o_timeout_dispose(p->loop, &p->zero);
+    free(p->slots);
+    free(p->conninfo);
+    free(p);
+}
+
+struct pg_conn *pg_pool_reader(struct pg_pool *p)
+{
+    for (unsigned n = 0; n < p->o.nreaders; n++) {
+        struct slot *s = &p->slots[(p->next_reader + n) % p->o.nreaders];
+        if (is_ready(s)) {
+            p->next_reader = (p->next_reader + n + 1) % p->o.nreaders;
+            return s->c;
+        }
+    }
+    return NULL;
+}
+
+struct pg_conn *pg_pool_take_writer(struct pg_pool *p)
+{
+    for (unsigned i = p->o.nreaders; i < p->nslots; i++) {
+        struct slot *s = &p->slots[i];
+        if (s->held || !is_ready(s))
+            continue;
+        if (!pg_conn_is_idle(s->c)) {
+            /* Left with a transaction open or results pending: replace it
+             * (from the tick: this may run inside a caller's submit). */
+            drop_conn(s);
+            s->retry_at = 0;
+            arm_tick(p);
+            continue;
+        }
+        s->held = true;
+        return s->c;
+    }
+    return NULL;
+}
+
+void pg_pool_release_writer(struct pg_pool *p, struct pg_conn *c)
+{
+    struct slot *s = slot_of(p, c);
+
+    if (s == NULL || !s->held)
+        return;
+    s->held = false;
+    if (pg_conn_state(c) == PG_CONN_BROKEN || !pg_conn_is_idle(c)) {
+        drop_conn(s);
+        connect_slot(s);
+        return;
+    }
+    serve_waiters(p);
+}
+
+int pg_pool_wait(struct pg_pool *p, enum pg_pool_kind kind, struct pg_pool_waiter *wt)
+{
+    if (p->down && !kind_ready(p, kind))
+        return -1;
+    wt->_kind = kind;
+    wt->_since = h2o_now(p->loop);
+    h2o_linklist_insert(&p->waiters[kind], &wt->_link);
+    arm_tick(p);
+    return 0;
+}
+
+void pg_pool_cancel_wait(struct pg_pool *p, struct pg_pool_waiter *wt)
+{
+    (void)p;
+    if (h2o_linklist_is_linked(&wt->_link))
+        h2o_linklist_unlink(&wt->_link);
+}
+
+bool pg_pool_up(const struct pg_pool *p)
+{
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (is_ready(&p->slots[i]))
+            return true;
+    }
+    return false;
+}
+
+const char *pg_pool_error(const struct pg_pool *p)
+{
+    return p->error;
+}

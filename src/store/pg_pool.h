@@ -1,0 +1,88 @@
+/*
+ * store/pg_pool: one worker's PostgreSQL connections (internal to
+ * src/store/; names pg_pool_*).
+ *
+ * Two kinds of connection, each a struct pg_conn on the worker's loop:
+ *   - readers: shared. Any number of read queries are pipelined on one
+ *     reader, all queries of a loop iteration sharing one Sync.
+ *   - writers: exclusive. A write operation takes one (pg_pool_take_writer /
+ *     pg_pool_wait), runs its transaction alone on it (own Sync), and gives
+ *     it back (pg_pool_release_writer). A writer given back with anything
+ *     pending or a transaction open is discarded and replaced.
+ *
+ * Every slot connects at pg_pool_new. A connection that breaks is replaced
+ * at once; a connection attempt that fails is retried with capped
+ * exponential backoff and jitter (100 ms doubling to 5 s). While no attempt
+ * has succeeded since the last failure the pool is "down": waiting is then
+ * pointless, so pg_pool_wait refuses and queued waiters are answered with
+ * NULL. While the database is down only one connection attempt runs at a time.
+ *
+ * Waiting: pg_pool_wait queues a waiter (FIFO per kind). Its callback runs
+ * later, from the loop, exactly once: with a connection (a ready reader, or
+ * a writer now held by the caller), or with NULL when the pool went down or
+ * the wait exceeded `timeout_ms` (pg_pool_error() says why). Cancel with
+ * pg_pool_cancel_wait before it ran.
+ *
+ * Threads: the pool and its connections belong to the loop's thread.
+ * pg_pool_free closes every connection without running any callback.
+ */
+#ifndef TODO_STORE_PG_POOL_H
+#define TODO_STORE_PG_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "store/pg_conn.h"
+
+enum pg_pool_kind { PG_POOL_READER, PG_POOL_WRITER };
+
+struct pg_pool_options {
+    const char *conninfo; /* copied */
+    bool prepared;        /* named prepared statements (off for PgBouncer) */
+    unsigned nreaders;    /* >= 1 */
+    unsigned nwriters;    /* >= 1 */
+    uint64_t timeout_ms;  /* longest wait for a connection */
+};
+
+struct pg_pool;
+struct pg_pool_waiter;
+
+/* `c` is NULL when no connection could be had (see pg_pool_error). */
+typedef void pg_pool_wait_cb(struct pg_pool_waiter *wt, struct pg_conn *c);
+
+/* Embed in the caller's operation; set cb. */
+struct pg_pool_waiter {
+    pg_pool_wait_cb *cb;
+    /* private */
+    h2o_linklist_t _link;
+    uint64_t _since;
+    enum pg_pool_kind _kind;
+};
+
+struct pg_pool *pg_pool_new(h2o_loop_t *loop, const struct pg_pool_options *opts);
+void pg_pool_free(struct pg_pool *p); /* NULL accepted */
+
+/* A ready reader now (round robin), or NULL. */
+struct pg_conn *pg_pool_reader(struct pg_pool *p);
+/* A ready, idle writer now, held by the caller until released; or NULL. */
+struct pg_conn *pg_pool_take_writer(struct pg_pool *p);
+/* Give a held writer back. Called with a broken or busy connection, the pool
+ * replaces it. */
+void pg_pool_release_writer(struct pg_pool *p, struct pg_conn *c);
+
+/* Queue `wt` for a connection of `kind`. 0, or -1 when the pool is down
+ * (nothing queued, the callback never runs). */
+__attribute__((warn_unused_result)) int pg_pool_wait(struct pg_pool *p, enum pg_pool_kind kind,
+                                                     struct pg_pool_waiter *wt);
+/* Unqueue a waiter whose callback has not run; no-op otherwise. */
+void pg_pool_cancel_wait(struct pg_pool *p, struct pg_pool_waiter *wt);
+
+/* True when at least one connection is ready. */
+bool pg_pool_up(const struct pg_pool *p);
+/* Why the pool is down or a wait failed (password-free); "" otherwise. */
+const char *pg_pool_error(const struct pg_pool *p);
+
+#endif

@@ -1,0 +1,1423 @@
+/*
+ * The PostgreSQL backend (see store.h for the contract it implements).
+ *
+ * Each worker owns a pg_pool (pg_pool.h) on its loop: readers, on which
+ * every read of a loop iteration is pipelined under one Sync, and writers,
+ * each running one write operation at a time under its own Syncs.
+ *
+ * Reads: one statement each (a list may add a count). A read whose
+ * connection broke, whose batch was aborted by another query's error, or
+ * which hit a retryable server error is retried (twice at most), alone in
+ * its own Sync.
+ *
+ * Writes: each step is one statement plus its own Sync, so it is its own
+ * transaction; the step's outcome is acted on only when the Sync answered
+ * (the commit happened). Multi-step writes are atomic by compare-and-swap
+ * instead of locks: load the row, apply the change in C (model/todo.h, the
+ * same code as the SQLite backend), write it back with
+ * `WHERE version = <loaded>`; when another writer got there first the whole
+ * operation starts again (bounded). Serialization failures and deadlocks
+ * are retried the same way. No session state is used: everything works
+ * through PgBouncer in transaction mode (with prepared statements off).
+ *
+ * Values: parameters are sent as text (timestamps as RFC 3339 UTC text with
+ * milliseconds, which PostgreSQL reads the same whatever the session's
+ * DateStyle or TimeZone); results come back in binary (uuid as 16 bytes,
+ * timestamptz as microseconds since 2000-01-01 UTC), which involves no
+ * session setting at all and is cheaper for both sides.
+ *
+ * This file exports only store_backend_pg.
+ */
+#include "store/store_pg.h"
+
+#include <endian.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "migrate/migrate.h"
+#include "model/timefmt.h"
+#include "model/uuid.h"
+#include "store/pg_admin.h"
+#include "store/pg_conn.h"
+#include "store/pg_pool.h"
+#include "store/store_int.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define READ_RETRIES 2
+#define WRITE_ATTEMPTS 10
+#define POOL_TIMEOUT_MS 30000
+#define WRITERS_PER_WORKER 8
+#define READERS_PER_WORKER 1
+
+/* ---- statements -------------------------------------------------------- */
+
+#define TODO_COLS                                                                                  \
+    "id, user_id, title, description, completed, completed_at, created_at, updated_at, version"
+#define USER_COLS "id, email, password_hash, name, is_active, created_at, updated_at"
+
+enum {
+    S_PING,
+    S_USER_BY_EMAIL,
+    S_USER_BY_ID,
+    S_TODO_GET,
+    S_USER_INSERT,
+    S_USER_SET_HASH,
+    S_TODO_LOAD,
+    S_TODO_INSERT,
+    S_TODO_INSERT_IF_ABSENT,
+    S_TODO_UPDATE,
+    S_TODO_DELETE,
+    S_COUNT,                  /* 4 filter variants */
+    S_LIST = S_COUNT + 4,     /* 6 sorts x 4 filter variants */
+    S_NSTMTS = S_LIST + 6 * 4,
+};
+
+_Static_assert(S_NSTMTS <= PG_CONN_MAX_STMTS, "too many statements for pg_conn");
+
+static const struct pg_stmt fixed_stmts[] = {
+    {S_PING, "todo_ping", "SELECT 1", 0, true},
+    {S_USER_BY_EMAIL, "todo_user_by_email", "SELECT " USER_COLS " FROM users WHERE email = $1", 1,
+     true},
+    {S_USER_BY_ID, "todo_user_by_id", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1,
+     true},
+    {S_TODO_GET, "todo_get",
+     "SELECT " TODO_COLS " FROM todos WHERE id = $1::uuid AND user_id = $2::uuid", 2, true},
+    {S_USER_INSERT, "todo_user_insert",
+     "INSERT INTO users (" USER_COLS ") VALUES ($1::uuid, $2, $3, $4, true, $5::timestamptz,"
+     " $5::timestamptz)",
+     5, true},
+    {S_USER_SET_HASH, "todo_user_set_hash",
+     "UPDATE users SET password_hash = $2, updated_at = $3::timestamptz WHERE id = $1::uuid"
+     " RETURNING " USER_COLS,
+     3, true},
+    {S_TODO_LOAD, "todo_load", "SELECT " TODO_COLS " FROM todos WHERE id = $1::uuid", 1, true},
+    {S_TODO_INSERT, "todo_insert",
+     "INSERT INTO todos (" TODO_COLS ") VALUES ($1::uuid, $2::uuid, $3, $4, $5::boolean,"
+     " $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::integer) RETURNING version",
+     9, true},
+    {S_TODO_INSERT_IF_ABSENT, "todo_insert_if_absent",
+     "INSERT INTO todos (" TODO_COLS ") VALUES ($1::uuid, $2::uuid, $3, $4, $5::boolean,"
+     " $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::integer)"
+     " ON CONFLICT (id) DO NOTHING RETURNING version",
+     9, true},
+    {S_TODO_UPDATE, "todo_update",
+     "UPDATE todos SET title = $3, description = $4, completed = $5::boolean,"
+     " completed_at = $6::timestamptz, created_at = $7::timestamptz,"
+     " updated_at = $8::timestamptz, version = $9::integer"
+     " WHERE id = $1::uuid AND user_id = $2::uuid AND version = $10::integer RETURNING version",
+     10, true},
+    {S_TODO_DELETE, "todo_delete",
+     "DELETE FROM todos WHERE id = $1::uuid AND user_id = $2::uuid AND version = $3::integer"
+     " RETURNING version",
+     3, true},
+};
+
+static const char *const list_order[] = {
+    [TODO_SORT_CREATED_AT_DESC] = "created_at DESC, id DESC",
+    [TODO_SORT_CREATED_AT] = "created_at, id",
+    [TODO_SORT_UPDATED_AT] = "updated_at, id",
+    [TODO_SORT_UPDATED_AT_DESC] = "updated_at DESC, id DESC",
+    [TODO_SORT_TITLE] = "title, id",
+    [TODO_SORT_TITLE_DESC] = "title DESC, id DESC",
+};
+#define NSORTS (sizeof(list_order) / sizeof(list_order[0]))
+
+/* ---- state ------------------------------------------------------------- */
+
+struct pg_store {
+    char *conninfo;
+    bool prepared;
+    struct pg_admin *admin;
+    /* The list and count statements, built once at open (read-only after). */
+    struct pg_stmt list_stmts[4 + NSORTS * 4];
+    char list_sql[4 + NSORTS * 4][640];
+    char list_names[4 + NSORTS * 4][32];
+};
+
+struct pg_worker {
+    struct store_worker super; /* first: store.c sees only this */
+    struct pg_store *st;
+    struct pg_pool *pool;
+    h2o_timeout_t zero;   /* results known without asking the database */
+    h2o_linklist_t ops;   /* every operation not yet freed, for detach */
+};
+
+enum op_kind {
+    OP_PING,
+    OP_USER_BY_EMAIL,
+    OP_USER_BY_ID,
+    OP_TODO_GET,
+    OP_TODO_LIST,
+    OP_USER_CREATE,
+    OP_USER_SET_HASH,
+    OP_TODO_CREATE,
+    OP_TODO_PUT,
+    OP_TODO_PATCH,
+    OP_TODO_DELETE,
+};
+
+/* What a write operation's statement in flight does. */
+enum write_step { STEP_LOAD, STEP_INSERT, STEP_UPDATE, STEP_DELETE, STEP_USER };
+
+struct store_op {
+    struct pg_worker *w;
+    store_done_fn *done; /* NULL once cancelled */
+    void *ctx;
+    h2o_linklist_t link; /* in w->ops */
+    enum op_kind kind;
+    struct pg_pool_waiter waiter;
+    h2o_timeout_entry_t defer;
+    struct pg_conn *conn; /* the connection the statement in flight is on */
+    struct pg_query q;    /* the statement in flight */
+    struct pg_query sync; /* writes: its Sync */
+    bool held;            /* conn is a writer taken from the pool */
+    enum write_step step;
+    bool counting;        /* list: the count statement is in flight */
+    int attempts;
+    /* The outcome of the statement in flight (writes: of its step). */
+    int status;
+    char message[256];
+    bool lost;            /* the connection broke under the statement */
+    bool sync_queued;     /* its Sync is queued behind it */
+    bool retry;           /* a transient error: run the operation again */
+    long affected;
+    bool has_row;
+    /* Inputs, copied at submit. */
+    char user_id[UUID_STR_LEN + 1];
+    char id[UUID_STR_LEN + 1];
+    struct todo_patch patch;
+    int32_t if_match;
+    int64_t now_ms;
+    char *email, *password_hash, *name, *q_text;
+    struct todo_query tq;
+    /* Results. */
+    bool created, has_user, has_todo, is_list;
+    struct user user;
+    struct todo todo;
+    struct todo *todos;
+    size_t ntodos;
+    int64_t total;
+    struct store__arena *arena;
+    int32_t loaded_version;
+};
+
+
+/* ---- operation lifetime ------------------------------------------------ */
+
+static struct store_op *op_new(struct store_worker *sw, enum op_kind kind, store_done_fn *done,
+                               void *ctx)
+{
+    struct pg_worker *w = (struct pg_worker *)sw;
+    struct store_op *op = xcalloc(1, sizeof(*op));
+
+    op->w = w;
+    op->kind = kind;
+    op->done = done;
+    op->ctx = ctx;
+    op->if_match = STORE_IF_MATCH_NONE;
+    h2o_linklist_insert(&w->ops, &op->link);
+    w->super._outstanding++;
+    return op;
+}
+
+static void op_free(struct store_op *op)
+{
+    h2o_linklist_unlink(&op->link);
+    op->w->super._outstanding--;
+    free(op->patch.title);
+    free(op->patch.description);
+    free(op->email);
+    free(op->password_hash);
+    free(op->name);
+    free(op->q_text);
+    free(op->todos);
+    store__arena_free(op->arena);
+    free(op);
+}
+
+static void set_message(struct store_op *op, const char *msg)
+{
+    size_t n;
+
+    snprintf(op->message, sizeof(op->message), "%s", msg != NULL ? msg : "");
+    n = strlen(op->message);
+    while (n > 0 && (op->message[n - 1] == '\n' || op->message[n - 1] == ' '))
+        op->message[--n] = '\0';
+}
+
+/* Give a held writer back to the pool (it replaces it when broken). */
+static void release_conn(struct store_op *op)
+{
+    if (op->held)
+        pg_pool_release_writer(op->w->pool, op->conn);
+    op->held = false;
+    op->conn = NULL;
+}
+
+/* The end: call done (unless cancelled) and free. Never inside a submit. */
+static void finish(struct store_op *op, int status)
+{
+    struct store_result res = {.status = status, .message = op->message[0] ? op->message : NULL};
+
+    release_conn(op);
+    if (op->done != NULL) {
+        if (status == STORE_OK) {
+            res.created = op->created;
+            res.user = op->has_user ? &op->user : NULL;
+            res.todo = op->has_todo ? &op->todo : NULL;
+            if (op->is_list) {
+                res.todos = op->todos;
+                res.ntodos = op->ntodos;
+                res.total = op->total;
+            }
+        }
+        op->done(op->ctx, &res);
+    }
+    op_free(op);
+}
+
+static void on_deferred(h2o_timeout_entry_t *entry)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, defer, entry);
+
+    finish(op, op->status);
+}
+
+/* A result known without the database (a garbage id): deliver it from the
+ * loop, never inside the submit call. */
+static int finish_later(struct store_op *op, int status, struct store_op **out)
+{
+    op->status = status;
+    op->defer.cb = on_deferred;
+    h2o_timeout_link(op->w->super._loop, &op->w->zero, &op->defer);
+    if (out != NULL)
+        *out = op;
+    return 0;
+}
+
+static void pg_op_cancel(struct store_op *op)
+{
+    if (h2o_timeout_is_linked(&op->defer)) {
+        h2o_timeout_unlink(&op->defer);
+        op_free(op);
+    } else if (h2o_linklist_is_linked(&op->waiter._link)) {
+        pg_pool_cancel_wait(op->w->pool, &op->waiter);
+        op_free(op);
+    } else {
+        /* A statement is in flight: its callback frees the operation. The
+         * write may still commit. */
+        op->done = NULL;
+    }
+}
+
+/* ---- result decoding (binary format) ----------------------------------- */
+
+static int bad_value(struct store_op *op, const PGresult *r, int col)
+{
+    snprintf(op->message, sizeof(op->message), "unexpected value in column %s",
+             PQfname(r, col) != NULL ? PQfname(r, col) : "?");
+    return STORE_INTERNAL;
+}
+
+static int col_uuid(struct store_op *op, const PGresult *r, int row, int col,
+                    char out[UUID_STR_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *b = (const unsigned char *)PQgetvalue(r, row, col);
+    size_t o = 0;
+
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16)
+        return bad_value(op, r, col);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 0xf];
+    }
+    out[o] = '\0';
+    return STORE_OK;
+}
+
+static int col_text(struct store_op *op, const PGresult *r, int row, int col, bool nullable,
+                    const char **out)
+{
+    if (PQgetisnull(r, row, col)) {
+        *out = NULL;
+        return nullable ? STORE_OK : bad_value(op, r, col);
+    }
+    *out = store__arena_strndup(&op->arena, PQgetvalue(r, row, col),
+                                (size_t)PQgetlength(r, row, col));
+    return STORE_OK;
+}
+
+static int col_bool(struct store_op *op, const PGresult *r, int row, int col, bool *out)
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 1)
+        return bad_value(op, r, col);
+    *out = PQgetvalue(r, row, col)[0] != 0;
+    return STORE_OK;
+}
+
+static uint64_t be64(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return be64toh(v);
+}
+
+static int col_int(struct store_op *op, const PGresult *r, int row, int col, int64_t *out)
+{
+    int len = PQgetlength(r, row, col);
+    uint32_t v32;
+
+    if (PQgetisnull(r, row, col) || (len != 4 && len != 8))
+        return bad_value(op, r, col);
+    if (len == 8) {
+        *out = (int64_t)be64(PQgetvalue(r, row, col));
+        return STORE_OK;
+    }
+    memcpy(&v32, PQgetvalue(r, row, col), 4);
+    *out = (int32_t)be32toh(v32);
+    return STORE_OK;
+}
+
+/* timestamptz: microseconds since 2000-01-01 00:00:00 UTC; to Unix ms,
+ * rounding down (values written by this server are whole milliseconds). */
+static int col_time(struct store_op *op, const PGresult *r, int row, int col, bool *present,
+                    int64_t *ms)
+{
+    const int64_t epoch_2000_ms = 946684800000LL;
+    int64_t us;
+
+    if (PQgetisnull(r, row, col) && present != NULL) {
+        *present = false;
+        *ms = 0;
+        return STORE_OK;
+    }
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+        return bad_value(op, r, col);
+    us = (int64_t)be64(PQgetvalue(r, row, col));
+    /* ±infinity are INT64_MAX/MIN: out of the model's range. */
+    if (us <= -210866803200000000LL || us >= 253402300800000000LL)
+        return bad_value(op, r, col);
+    *ms = (us >= 0 ? us / 1000 : -((-us + 999) / 1000)) + epoch_2000_ms;
+    if (present != NULL)
+        *present = true;
+    return STORE_OK;
+}
+
+/* A row of TODO_COLS. */
+static int read_todo(struct store_op *op, const PGresult *r, int row, struct todo *t)
+{
+    int64_t version = 0;
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    if ((rc = col_uuid(op, r, row, 0, t->id)) != STORE_OK ||
+        (rc = col_uuid(op, r, row, 1, t->user_id)) != STORE_OK ||
+        (rc = col_text(op, r, row, 2, false, &t->title)) != STORE_OK ||
+        (rc = col_text(op, r, row, 3, true, &t->description)) != STORE_OK ||
+        (rc = col_bool(op, r, row, 4, &t->completed)) != STORE_OK ||
+        (rc = col_time(op, r, row, 5, &t->has_completed_at, &t->completed_at_ms)) != STORE_OK ||
+        (rc = col_time(op, r, row, 6, NULL, &t->created_at_ms)) != STORE_OK ||
+        (rc = col_time(op, r, row, 7, NULL, &t->updated_at_ms)) != STORE_OK ||
+        (rc = col_int(op, r, row, 8, &version)) != STORE_OK)
+        return rc;
+    if (version < 1 || version > INT32_MAX)
+        return bad_value(op, r, 8);
+    t->version = (int32_t)version;
+    return STORE_OK;
+}
+
+/* A row of USER_COLS. */
+static int read_user(struct store_op *op, const PGresult *r, int row, struct user *u)
+{
+    int rc;
+
+    memset(u, 0, sizeof(*u));
+    if ((rc = col_uuid(op, r, row, 0, u->id)) != STORE_OK ||
+        (rc = col_text(op, r, row, 1, false, &u->email)) != STORE_OK ||
+        (rc = col_text(op, r, row, 2, false, &u->password_hash)) != STORE_OK ||
+        (rc = col_text(op, r, row, 3, true, &u->name)) != STORE_OK ||
+        (rc = col_bool(op, r, row, 4, &u->is_active)) != STORE_OK ||
+        (rc = col_time(op, r, row, 5, NULL, &u->created_at_ms)) != STORE_OK ||
+        (rc = col_time(op, r, row, 6, NULL, &u->updated_at_ms)) != STORE_OK)
+        return rc;
+    return STORE_OK;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Worth running again: the server lost the connection or the transaction
+ * through no fault of the statement. */
+static bool sqlstate_transient(const char *ss)
+{
+    return strcmp(ss, "40001") == 0    /* serialization_failure */
+           || strcmp(ss, "40P01") == 0 /* deadlock_detected */
+           || strcmp(ss, "26000") == 0 /* prepared statement gone (an aborted PREPARE) */
+           || starts(ss, "08")         /* connection exceptions */
+           || starts(ss, "57P");       /* admin shutdown, crash shutdown, cannot connect now */
+}
+
+/* STORE_* for a failed result, with its message kept for the log. */
+static int status_of_error(struct store_op *op, const PGresult *r)
+{
+    const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+    set_message(op, PQresultErrorMessage(r));
+    if (ss == NULL)
+        return STORE_UNAVAILABLE; /* libpq's own: the connection */
+    if (strcmp(ss, "23505") == 0)
+        return STORE_CONFLICT;
+    if (starts(ss, "23") || starts(ss, "22"))
+        return STORE_INVALID; /* integrity or data exception the model let through */
+    if (sqlstate_transient(ss) || starts(ss, "53") || strcmp(ss, "57014") == 0)
+        return STORE_UNAVAILABLE; /* + insufficient resources, statement timeout */
+    return STORE_INTERNAL;
+}
+
+static bool result_transient(const PGresult *r)
+{
+    const char *ss;
+
+    if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
+        return true;
+    ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return PQresultStatus(r) == PGRES_FATAL_ERROR && (ss == NULL || sqlstate_transient(ss));
+}
+
+/* ---- parameters -------------------------------------------------------- */
+
+struct todo_params {
+    char completed[2];
+    char completed_at[TIMEFMT_LEN + 1];
+    char created_at[TIMEFMT_LEN + 1];
+    char updated_at[TIMEFMT_LEN + 1];
+    char version[16];
+    char expected[16];
+    const char *values[10];
+};
+
+/* $1..$9 as TODO_COLS, $10 the version the row must still have. */
+static const char *const *todo_values(struct todo_params *p, const struct todo *t,
+                                      int32_t expected)
+{
+    snprintf(p->completed, sizeof(p->completed), "%s", t->completed ? "t" : "f");
+    timefmt_format(t->completed_at_ms, p->completed_at);
+    timefmt_format(t->created_at_ms, p->created_at);
+    timefmt_format(t->updated_at_ms, p->updated_at);
+    snprintf(p->version, sizeof(p->version), "%d", (int)t->version);
+    snprintf(p->expected, sizeof(p->expected), "%d", (int)expected);
+    const char *v[10] = {t->id,          t->user_id,
+                         t->title,       t->description,
+                         p->completed,   t->has_completed_at ? p->completed_at : NULL,
+                         p->created_at,  p->updated_at,
+                         p->version,     p->expected};
+    memcpy(p->values, v, sizeof(v));
+    return p->values;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static const struct pg_stmt *list_stmt(struct store_op *op, bool count)
+{
+    const struct todo_query *q = &op->tq;
+    int variant = (q->completed >= 0 ? 2 : 0) + (q->q != NULL ? 1 : 0);
+    int i = count ? variant : 4 + (int)q->sort * 4 + variant;
+
+    return &op->w->st->list_stmts[i];
+}
+
+/* The read's statement and its parameters (at most 5). */
+static const struct pg_stmt *read_stmt(struct store_op *op, const char *values[5], char *buf1,
+                                       char *buf2, size_t buflen)
+{
+    int n = 0;
+
+    switch (op->kind) {
+    case OP_PING:
+        return &fixed_stmts[S_PING];
+    case OP_USER_BY_EMAIL:
+        values[0] = op->email;
+        return &fixed_stmts[S_USER_BY_EMAIL];
+    case OP_USER_BY_ID:
+        values[0] = op->id;
+        return &fixed_stmts[S_USER_BY_ID];
+    case OP_TODO_GET:
+        values[0] = op->id;
+        values[1] = op->user_id;
+        return &fixed_stmts[S_TODO_GET];
+    case OP_TODO_LIST:
+        values[n++] = op->user_id;
+        if (op->tq.completed >= 0)
+            values[n++] = op->tq.completed ? "t" : "f";
+        if (op->tq.q != NULL)
+            values[n++] = op->tq.q;
+        if (!op->counting) {
+            snprintf(buf1, buflen, "%d", op->tq.limit);
+            snprintf(buf2, buflen, "%lld", (long long)op->tq.offset);
+            values[n++] = buf1;
+            values[n++] = buf2;
+        }
+        return list_stmt(op, op->counting);
+    default:
+        log_kv(LOG_ERROR, "store_pg: not a read", NULL);
+        abort();
+    }
+}
+
+static void on_read_result(struct pg_query *q, const PGresult *res);
+static void on_reader(struct pg_pool_waiter *wt, struct pg_conn *c);
+
+/* Queue the read's statement on reader `c`, sharing the loop iteration's
+ * Sync, or with a Sync of its own (`alone`: a retry, kept away from other
+ * queries' errors). 0, or -1 when `c` refused it (it is broken now, and the
+ * pool will not hand it out again). Runs no callback. */
+static int read_send(struct store_op *op, struct pg_conn *c, bool alone)
+{
+    const char *values[5] = {NULL};
+    char b1[24], b2[24];
+    const struct pg_stmt *stmt = read_stmt(op, values, b1, b2, sizeof(b1));
+
+    op->q.cb = on_read_result;
+    if (pg_conn_send(c, stmt, values, &op->q) != 0)
+        return -1;
+    op->conn = c;
+    if (!alone)
+        pg_conn_sync_later(c);
+    else
+        (void)!pg_conn_sync(c, NULL); /* on failure the query is answered NULL */
+    return 0;
+}
+
+/* Put the read on a ready reader, or queue it for one. 0, or -1 when the
+ * pool is down (nothing queued). Runs no callback. */
+static int read_place(struct store_op *op, bool alone)
+{
+    struct pg_conn *c;
+
+    while ((c = pg_pool_reader(op->w->pool)) != NULL) {
+        if (read_send(op, c, alone) == 0)
+            return 0;
+    }
+    op->waiter.cb = on_reader;
+    return pg_pool_wait(op->w->pool, PG_POOL_READER, &op->waiter);
+}
+
+/* From the loop: place the read again, or fail it. */
+static void read_again(struct store_op *op, bool alone)
+{
+    if (read_place(op, alone) != 0) {
+        set_message(op, pg_pool_error(op->w->pool));
+        finish(op, STORE_UNAVAILABLE);
+    }
+}
+
+static void on_reader(struct pg_pool_waiter *wt, struct pg_conn *c)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, waiter, wt);
+
+    if (c == NULL) {
+        set_message(op, pg_pool_error(op->w->pool));
+        finish(op, STORE_UNAVAILABLE);
+        return;
+    }
+    if (read_send(op, c, op->attempts > 0) != 0)
+        read_again(op, true);
+}
+
+/* The submit side of every read: 0, or STORE_UNAVAILABLE (op freed). */
+static int read_submit(struct store_op *op, struct store_op **out)
+{
+    if (read_place(op, false) != 0) {
+        op_free(op);
+        return STORE_UNAVAILABLE;
+    }
+    if (out != NULL)
+        *out = op;
+    return 0;
+}
+
+/* Rows of a list: collect, and decide whether the total needs a count. */
+static int list_rows(struct store_op *op, const PGresult *r)
+{
+    int n = PQntuples(r), rc;
+
+    op->todos = n > 0 ? xcalloc((size_t)n, sizeof(*op->todos)) : NULL;
+    for (int i = 0; i < n; i++) {
+        if ((rc = read_todo(op, r, i, &op->todos[i])) != STORE_OK)
+            return rc;
+    }
+    op->ntodos = (size_t)n;
+    op->is_list = true;
+    return STORE_OK;
+}
+
+/* Parse a read's result into the operation. */
+static int read_parse(struct store_op *op, const PGresult *r)
+{
+    int64_t count = 0;
+    int rc;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return status_of_error(op, r);
+    if (op->kind == OP_TODO_LIST) {
+        if (!op->counting)
+            return list_rows(op, r);
+        if (PQntuples(r) != 1)
+            return bad_value(op, r, 0);
+        rc = col_int(op, r, 0, 0, &count);
+        op->total = count;
+        return rc;
+    }
+    if (PQntuples(r) == 0)
+        return STORE_NOT_FOUND;
+    switch (op->kind) {
+    case OP_USER_BY_EMAIL:
+    case OP_USER_BY_ID:
+        rc = read_user(op, r, 0, &op->user);
+        op->has_user = rc == STORE_OK;
+        return rc;
+    case OP_TODO_GET:
+        rc = read_todo(op, r, 0, &op->todo);
+        op->has_todo = rc == STORE_OK;
+        return rc;
+    default:
+        return STORE_OK;
+    }
+}
+
+/* After the rows of a list: the total, from the page itself when it is
+ * neither empty nor full (as the SQLite backend does), else by counting. */
+static bool list_needs_count(struct store_op *op)
+{
+    if (op->ntodos > 0 && op->ntodos < (size_t)op->tq.limit) {
+        op->total = op->tq.offset + (int64_t)op->ntodos;
+        return false;
+    }
+    if (op->ntodos == 0 && op->tq.offset == 0) {
+        op->total = 0;
+        return false;
+    }
+    return true;
+}
+
+static void on_read_result(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q, q);
+    int status;
+
+    op->conn = NULL;
+    if (op->done == NULL) {
+        op_free(op); /* cancelled */
+        return;
+    }
+    if ((res == NULL || result_transient(res)) && op->attempts < READ_RETRIES) {
+        op->attempts++;
+        read_again(op, true);
+        return;
+    }
+    if (res == NULL) {
+        set_message(op, "connection to the database lost");
+        finish(op, STORE_UNAVAILABLE);
+        return;
+    }
+    status = read_parse(op, res);
+    if (status == STORE_OK && op->kind == OP_TODO_LIST && !op->counting &&
+        list_needs_count(op)) {
+        op->counting = true;
+        op->attempts = 0;
+        read_again(op, false);
+        return;
+    }
+    finish(op, status);
+}
+
+/* ---- read submission --------------------------------------------------- */
+
+/* Canonical UUID text of `s` into out; false when `s` is not a UUID. */
+static bool copy_uuid(char out[UUID_STR_LEN + 1], const char *s)
+{
+    return s != NULL && uuid_parse(s, strlen(s), out);
+}
+
+static int pg_ping(struct store_worker *w, store_done_fn *done, void *ctx, struct store_op **out)
+{
+    return read_submit(op_new(w, OP_PING, done, ctx), out);
+}
+
+static int pg_user_by_email(struct store_worker *w, const char *email, store_done_fn *done,
+                            void *ctx, struct store_op **out)
+{
+    struct store_op *op;
+
+    if (email == NULL)
+        return STORE_INVALID;
+    op = op_new(w, OP_USER_BY_EMAIL, done, ctx);
+    op->email = xstrdup(email);
+    return read_submit(op, out);
+}
+
+static int pg_user_by_id(struct store_worker *w, const char *id, store_done_fn *done, void *ctx,
+                         struct store_op **out)
+{
+    struct store_op *op;
+
+    if (id == NULL)
+        return STORE_INVALID;
+    op = op_new(w, OP_USER_BY_ID, done, ctx);
+    if (!copy_uuid(op->id, id))
+        return finish_later(op, STORE_NOT_FOUND, out); /* no such id can exist */
+    return read_submit(op, out);
+}
+
+static int pg_todo_get(struct store_worker *w, const char *user_id, const char *id,
+                       store_done_fn *done, void *ctx, struct store_op **out)
+{
+    struct store_op *op;
+
+    if (user_id == NULL || id == NULL)
+        return STORE_INVALID;
+    op = op_new(w, OP_TODO_GET, done, ctx);
+    if (!copy_uuid(op->id, id) || !copy_uuid(op->user_id, user_id))
+        return finish_later(op, STORE_NOT_FOUND, out);
+    return read_submit(op, out);
+}
+
+static bool query_valid(const struct todo_query *q)
+{
+    return q != NULL && q->user_id != NULL && q->limit >= 1 && q->limit <= 1000 &&
+           q->offset >= 0 && q->completed >= -1 && q->completed <= 1 && (int)q->sort >= 0 &&
+           (size_t)q->sort < NSORTS;
+}
+
+static int pg_todo_list(struct store_worker *w, const struct todo_query *q, store_done_fn *done,
+                        void *ctx, struct store_op **out)
+{
+    struct store_op *op;
+
+    if (!query_valid(q))
+        return STORE_INVALID;
+    op = op_new(w, OP_TODO_LIST, done, ctx);
+    op->tq = *q;
+    op->is_list = true;
+    op->q_text = q->q != NULL ? xstrdup(q->q) : NULL;
+    op->tq.q = op->q_text;
+    op->tq.user_id = op->user_id;
+    if (!copy_uuid(op->user_id, q->user_id))
+        return finish_later(op, STORE_OK, out); /* nobody's: an empty page */
+    return read_submit(op, out);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+static void on_write_result(struct pg_query *q, const PGresult *res);
+static void on_write_sync(struct pg_query *q, const PGresult *res);
+static void on_writer(struct pg_pool_waiter *wt, struct pg_conn *c);
+static enum write_step first_step(enum op_kind kind);
+
+/* Send the statement of op->step and its own Sync on the held writer.
+ * 0, or -1 when the connection refused it (broken). */
+static int write_send(struct store_op *op)
+{
+    struct todo_params tp;
+    const char *values[10] = {NULL};
+    const char *const *v = values;
+    const struct pg_stmt *stmt;
+    char ts[TIMEFMT_LEN + 1], ver[16];
+
+    switch (op->step) {
+    case STEP_USER:
+        timefmt_format(op->now_ms, ts);
+        if (op->kind == OP_USER_CREATE) {
+            const char *u[5] = {op->id, op->email, op->password_hash, op->name, ts};
+            memcpy(values, u, sizeof(u));
+            stmt = &fixed_stmts[S_USER_INSERT];
+        } else {
+            const char *u[3] = {op->id, op->password_hash, ts};
+            memcpy(values, u, sizeof(u));
+            stmt = &fixed_stmts[S_USER_SET_HASH];
+        }
+        break;
+    case STEP_LOAD:
+        values[0] = op->id;
+        stmt = &fixed_stmts[S_TODO_LOAD];
+        break;
+    case STEP_INSERT:
+        v = todo_values(&tp, &op->todo, 0);
+        stmt = &fixed_stmts[op->kind == OP_TODO_PUT ? S_TODO_INSERT_IF_ABSENT : S_TODO_INSERT];
+        break;
+    case STEP_UPDATE:
+        v = todo_values(&tp, &op->todo, op->loaded_version);
+        stmt = &fixed_stmts[S_TODO_UPDATE];
+        break;
+    case STEP_DELETE:
+        snprintf(ver, sizeof(ver), "%d", (int)op->loaded_version);
+        values[0] = op->id;
+        values[1] = op->user_id;
+        values[2] = ver;
+        stmt = &fixed_stmts[S_TODO_DELETE];
+        break;
+    default:
+        log_kv(LOG_ERROR, "store_pg: unknown write step", NULL);
+        abort();
+    }
+    op->status = STORE_OK;
+    op->message[0] = '\0';
+    op->lost = op->retry = op->has_row = false;
+    op->affected = 0;
+    op->q.cb = on_write_result;
+    op->sync.cb = on_write_sync;
+    if (pg_conn_send(op->conn, stmt, v, &op->q) != 0)
+        return -1;
+    /* On failure no Sync is queued: the query alone is answered (NULL). */
+    op->sync_queued = pg_conn_sync(op->conn, &op->sync) == 0;
+    return 0;
+}
+
+/* The first step of each kind of write. */
+static enum write_step first_step(enum op_kind kind)
+{
+    switch (kind) {
+    case OP_USER_CREATE:
+    case OP_USER_SET_HASH:
+        return STEP_USER;
+    case OP_TODO_CREATE:
+        return STEP_INSERT;
+    default:
+        return STEP_LOAD;
+    }
+}
+
+/* Start the operation from its first step on the held writer `c`. 0, or
+ * -1 when `c` refused the statement (it is broken; given back). Runs no
+ * callback. */
+static int write_begin(struct store_op *op, struct pg_conn *c)
+{
+    op->conn = c;
+    op->held = true;
+    op->step = first_step(op->kind);
+    if (op->kind == OP_TODO_CREATE)
+        todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
+    if (write_send(op) == 0)
+        return 0;
+    release_conn(op);
+    return -1;
+}
+
+/* Begin on a free writer, or queue for one. 0, or -1 when the pool is down
+ * (nothing queued). Runs no callback (a writer given back by write_begin is
+ * broken, so it serves no waiter). */
+static int write_place(struct store_op *op)
+{
+    struct pg_conn *c;
+
+    while ((c = pg_pool_take_writer(op->w->pool)) != NULL) {
+        if (write_begin(op, c) == 0)
+            return 0;
+    }
+    op->waiter.cb = on_writer;
+    return pg_pool_wait(op->w->pool, PG_POOL_WRITER, &op->waiter);
+}
+
+/* From the loop: run the whole operation again (bounded), or fail it. */
+static void write_again(struct store_op *op)
+{
+    release_conn(op);
+    if (op->attempts++ >= WRITE_ATTEMPTS) {
+        if (op->message[0] == '\0')
+            set_message(op, "gave up after repeated conflicts or connection failures");
+        finish(op, STORE_UNAVAILABLE);
+        return;
+    }
+    if (write_place(op) != 0) {
+        set_message(op, pg_pool_error(op->w->pool));
+        finish(op, STORE_UNAVAILABLE);
+    }
+}
+
+static void on_writer(struct pg_pool_waiter *wt, struct pg_conn *c)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, waiter, wt);
+
+    if (c == NULL) {
+        set_message(op, pg_pool_error(op->w->pool));
+        finish(op, STORE_UNAVAILABLE);
+        return;
+    }
+    if (write_begin(op, c) != 0)
+        write_again(op);
+}
+
+/* Record the statement's outcome; the step is decided when its Sync came. */
+static void on_write_result(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q, q);
+    ExecStatusType st;
+
+    if (res == NULL) {
+        op->lost = true;
+        if (!op->sync_queued)
+            on_write_sync(&op->sync, NULL); /* no Sync will answer */
+        return;
+    }
+    st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        /* Every todo write says RETURNING: rows returned = rows changed. */
+        op->affected = st == PGRES_TUPLES_OK ? PQntuples(res) : 0;
+        op->has_row = op->affected > 0;
+        if (op->has_row && op->step == STEP_LOAD)
+            op->status = read_todo(op, res, 0, &op->todo);
+        else if (op->has_row && op->step == STEP_USER)
+            op->status = read_user(op, res, 0, &op->user);
+        return;
+    }
+    op->retry = result_transient(res);
+    op->status = status_of_error(op, res);
+}
+
+/* ---- write steps: what a committed step leads to ------------------------ */
+
+/* The loaded row (op->todo) against ownership and If-Match. */
+static int check_loaded(struct store_op *op)
+{
+    if (!op->has_row || strcmp(op->todo.user_id, op->user_id) != 0)
+        return STORE_NOT_FOUND; /* another user's is exactly like a missing one */
+    if (op->if_match >= 0 && op->todo.version != op->if_match) {
+        set_message(op, "version does not match If-Match");
+        return STORE_PRECONDITION_FAILED;
+    }
+    return STORE_OK;
+}
+
+/* After STEP_LOAD: the next step, or a final status (>= 0 means go on). */
+static int after_load(struct store_op *op)
+{
+    int status;
+
+    if (!op->has_row && op->kind == OP_TODO_PUT) {
+        /* If-Match (a version or *) asks for an existing representation. */
+        if (op->if_match != STORE_IF_MATCH_NONE) {
+            set_message(op, "If-Match on a todo that does not exist");
+            return STORE_PRECONDITION_FAILED;
+        }
+        todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
+        op->step = STEP_INSERT;
+        return 1;
+    }
+    if ((status = check_loaded(op)) != STORE_OK)
+        return status;
+    op->loaded_version = op->todo.version;
+    if (op->kind == OP_TODO_DELETE) {
+        op->step = STEP_DELETE;
+        return 1;
+    }
+    if (!todo_apply(&op->todo, &op->patch, op->now_ms)) {
+        op->has_todo = true; /* a no-op leaves the row as it is */
+        return STORE_OK;
+    }
+    op->step = STEP_UPDATE;
+    return 1;
+}
+
+/* A committed step without error: 1 to continue with op->step, 0 to run the
+ * whole operation again (a concurrent change), or a final status (< 0, or
+ * STORE_OK as 2). */
+static int after_step(struct store_op *op)
+{
+    switch (op->step) {
+    case STEP_USER:
+        if (op->kind == OP_USER_SET_HASH && !op->has_row)
+            return STORE_NOT_FOUND;
+        if (op->kind == OP_USER_CREATE) {
+            memcpy(op->user.id, op->id, sizeof(op->user.id));
+            op->user.email = op->email;
+            op->user.password_hash = op->password_hash;
+            op->user.name = op->name;
+            op->user.is_active = true;
+            op->user.created_at_ms = op->user.updated_at_ms = op->now_ms;
+        }
+        op->has_user = true;
+        return 2;
+    case STEP_LOAD: {
+        int next = after_load(op);
+        return next == STORE_OK ? 2 : next;
+    }
+    case STEP_INSERT:
+        if (op->affected != 1)
+            return 0; /* PUT: inserted meanwhile by someone else */
+        op->created = true;
+        op->has_todo = true;
+        return 2;
+    case STEP_UPDATE:
+    case STEP_DELETE:
+        if (op->affected != 1)
+            return 0; /* changed or deleted meanwhile */
+        op->has_todo = op->step == STEP_UPDATE;
+        return 2;
+    default:
+        log_kv(LOG_ERROR, "store_pg: unknown write step", NULL);
+        abort();
+    }
+}
+
+/* The step's connection broke: a load changed nothing and may run again
+ * elsewhere; a write may or may not have committed, so it is UNAVAILABLE. */
+static void step_lost(struct store_op *op)
+{
+    if (op->step == STEP_LOAD) {
+        write_again(op);
+        return;
+    }
+    set_message(op, "connection to the database lost during a write; it may not have committed");
+    finish(op, STORE_UNAVAILABLE);
+}
+
+static void on_write_sync(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, sync, q);
+    int next;
+
+    if (op->done == NULL) { /* cancelled: stop at this step boundary */
+        release_conn(op);
+        op_free(op);
+        return;
+    }
+    if (res == NULL || op->lost) {
+        step_lost(op);
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && op->status == STORE_OK) {
+        op->retry = result_transient(res); /* an error at commit */
+        op->status = status_of_error(op, res);
+    }
+    if (op->status != STORE_OK) {
+        if (op->retry)
+            write_again(op);
+        else
+            finish(op, op->status);
+        return;
+    }
+    next = after_step(op);
+    if (next == 1 && write_send(op) == 0)
+        return;
+    if (next == 1 || next == 0) {
+        /* Run it all again: a concurrent change won, or the writer broke
+         * before this step was sent (every earlier step only read). */
+        write_again(op);
+        return;
+    }
+    finish(op, next == 2 ? STORE_OK : next);
+}
+
+/* ---- write submission -------------------------------------------------- */
+
+/* 0 (started or queued), or STORE_UNAVAILABLE (op freed). */
+static int write_submit(struct store_op *op, struct store_op **out)
+{
+    op->attempts = 1;
+    if (write_place(op) != 0) {
+        op_free(op);
+        return STORE_UNAVAILABLE;
+    }
+    if (out != NULL)
+        *out = op;
+    return 0;
+}
+
+static void copy_patch(struct todo_patch *dst, const struct todo_patch *src)
+{
+    *dst = *src;
+    dst->title = src->title != NULL ? xstrdup(src->title) : NULL;
+    dst->description = src->description != NULL ? xstrdup(src->description) : NULL;
+}
+
+static int pg_user_create(struct store_worker *w, const struct user_new *u, store_done_fn *done,
+                          void *ctx, struct store_op **out)
+{
+    struct store_op *op;
+    char id[UUID_STR_LEN + 1];
+
+    if (u == NULL || !copy_uuid(id, u->id) || u->email == NULL || u->password_hash == NULL)
+        return STORE_INVALID;
+    op = op_new(w, OP_USER_CREATE, done, ctx);
+    memcpy(op->id, id, sizeof(id));
+    op->email = xstrdup(u->email);
+    op->password_hash = xstrdup(u->password_hash);
+    op->name = u->name != NULL ? xstrdup(u->name) : NULL;
+    op->now_ms = u->now_ms;
+    return write_submit(op, out);
+}
+
+static int pg_user_set_password_hash(struct store_worker *w, const char *id, const char *hash,
+                                     int64_t now_ms, store_done_fn *done, void *ctx,
+                                     struct store_op **out)
+{
+    struct store_op *op;
+    char uid[UUID_STR_LEN + 1];
+
+    if (!copy_uuid(uid, id) || hash == NULL)
+        return STORE_INVALID;
+    op = op_new(w, OP_USER_SET_HASH, done, ctx);
+    memcpy(op->id, uid, sizeof(uid));
+    op->password_hash = xstrdup(hash);
+    op->now_ms = now_ms;
+    return write_submit(op, out);
+}
+
+/* Validate and copy a todo write; NULL (and *status) when invalid. A
+ * complete patch (create/put) must carry a title. */
+static struct store_op *todo_write_op(struct store_worker *w, enum op_kind kind,
+                                      const struct todo_write *req, bool need_patch,
+                                      bool complete, store_done_fn *done, void *ctx, int *status)
+{
+    char uid[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1];
+    struct store_op *op;
+
+    *status = STORE_INVALID;
+    if (req == NULL || !copy_uuid(uid, req->user_id) || !copy_uuid(id, req->id))
+        return NULL;
+    if (need_patch && (req->patch == NULL || (complete && !req->patch->has_title) ||
+                       (req->patch->has_title && req->patch->title == NULL)))
+        return NULL;
+    if (req->if_match < 0 && req->if_match != STORE_IF_MATCH_NONE &&
+        req->if_match != STORE_IF_MATCH_ANY)
+        return NULL;
+    op = op_new(w, kind, done, ctx);
+    memcpy(op->user_id, uid, sizeof(uid));
+    memcpy(op->id, id, sizeof(id));
+    if (need_patch)
+        copy_patch(&op->patch, req->patch);
+    op->if_match = req->if_match;
+    op->now_ms = req->now_ms;
+    *status = STORE_OK;
+    return op;
+}
+
+static int todo_write_submit(struct store_worker *w, enum op_kind kind,
+                             const struct todo_write *req, bool need_patch, bool complete,
+                             store_done_fn *done, void *ctx, struct store_op **out)
+{
+    int status;
+    struct store_op *op = todo_write_op(w, kind, req, need_patch, complete, done, ctx, &status);
+
+    return op == NULL ? status : write_submit(op, out);
+}
+
+static int pg_todo_create(struct store_worker *w, const struct todo_write *req,
+                          store_done_fn *done, void *ctx, struct store_op **out)
+{
+    return todo_write_submit(w, OP_TODO_CREATE, req, true, true, done, ctx, out);
+}
+
+static int pg_todo_put(struct store_worker *w, const struct todo_write *req, store_done_fn *done,
+                       void *ctx, struct store_op **out)
+{
+    return todo_write_submit(w, OP_TODO_PUT, req, true, true, done, ctx, out);
+}
+
+static int pg_todo_patch(struct store_worker *w, const struct todo_write *req,
+                         store_done_fn *done, void *ctx, struct store_op **out)
+{
+    return todo_write_submit(w, OP_TODO_PATCH, req, true, false, done, ctx, out);
+}
+
+static int pg_todo_delete(struct store_worker *w, const struct todo_write *req,
+                          store_done_fn *done, void *ctx, struct store_op **out)
+{
+    return todo_write_submit(w, OP_TODO_DELETE, req, false, false, done, ctx, out);
+}
+
+/* ---- store and workers ------------------------------------------------- */
+
+/* The list (rows) and count statements for every sort and filter shape.
+ * Parameters are numbered densely ($1 user, then completed and q when
+ * present, then limit and offset): PostgreSQL must see every one used. */
+static void build_list_stmts(struct pg_store *st)
+{
+    for (int i = 0; i < 4 + (int)NSORTS * 4; i++) {
+        bool count = i < 4;
+        int variant = count ? i : (i - 4) % 4, sort = count ? 0 : (i - 4) / 4;
+        bool has_c = variant & 2, has_q = variant & 1;
+        int n = 1;
+        char cond_c[48] = "", cond_q[200] = "", tail[96] = "";
+
+        if (has_c)
+            snprintf(cond_c, sizeof(cond_c), " AND completed = $%d::boolean", ++n);
+        if (has_q) {
+            n++;
+            /* A literal substring, case-folded with the database's default
+             * collation (title's own "C" collation would fold ASCII only). */
+            snprintf(cond_q, sizeof(cond_q),
+                     " AND (strpos(lower(title COLLATE \"default\"), lower($%d::text)) > 0"
+                     " OR strpos(lower(description), lower($%d::text)) > 0)",
+                     n, n);
+        }
+        if (!count)
+            snprintf(tail, sizeof(tail), " ORDER BY %s LIMIT $%d::integer OFFSET $%d::bigint",
+                     list_order[sort], n + 1, n + 2);
+        snprintf(st->list_sql[i], sizeof(st->list_sql[i]),
+                 "SELECT %s FROM todos WHERE user_id = $1::uuid%s%s%s",
+                 count ? "count(*)" : TODO_COLS, cond_c, cond_q, tail);
+        if (count)
+            snprintf(st->list_names[i], sizeof(st->list_names[i]), "todo_count_%d", variant);
+        else
+            snprintf(st->list_names[i], sizeof(st->list_names[i]), "todo_list_%d_%d", sort,
+                     variant);
+        st->list_stmts[i] = (struct pg_stmt){
+            .id = (unsigned)(S_COUNT + i),
+            .name = st->list_names[i],
+            .sql = st->list_sql[i],
+            .nparams = count ? n : n + 2,
+            .binary = true,
+        };
+    }
+}
+
+/* Named prepared statements, unless the host is a Neon pooler endpoint
+ * (PgBouncer in transaction mode cannot keep them): its first label ends
+ * in "-pooler". */
+static bool prepared_default(const char *conninfo)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    bool prepared = true;
+
+    if (opts == NULL)
+        return true;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "host") != 0 || o->val == NULL)
+            continue;
+        size_t label = strcspn(o->val, ".,:");
+        prepared = !(label >= 7 && strncmp(o->val + label - 7, "-pooler", 7) == 0);
+    }
+    PQconninfoFree(opts);
+    return prepared;
+}
+
+static void pg_close(struct store *s)
+{
+    struct pg_store *st = s->_priv;
+
+    if (st == NULL)
+        return;
+    pg_admin_close(st->admin);
+    free(st->conninfo);
+    free(st);
+    s->_priv = NULL;
+}
+
+static int pg_open(struct store *s, const char *conninfo, char *err, size_t errlen)
+{
+    struct pg_store *st;
+
+    if (conninfo == NULL || conninfo[0] == '\0') {
+        snprintf(err, errlen, "postgres: a connection URL is required");
+        return -1;
+    }
+    st = xcalloc(1, sizeof(*st));
+    st->conninfo = xstrdup(conninfo);
+    st->prepared = prepared_default(conninfo);
+    build_list_stmts(st);
+    s->_priv = st;
+    st->admin = pg_admin_open(conninfo, err, errlen);
+    if (st->admin == NULL) {
+        pg_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+static int pg_schema_version(struct store *s, int64_t *version)
+{
+    struct pg_store *st = s->_priv;
+    char msg[256];
+    int status = pg_admin_schema_version(st->admin, version, msg, sizeof(msg));
+
+    if (status != STORE_OK)
+        log_kv(LOG_WARN, "postgres: cannot read the schema version", "error", msg, NULL);
+    return status;
+}
+
+static void pg_migrate_db(struct store *s, struct migrate_db *db)
+{
+    struct pg_store *st = s->_priv;
+
+    pg_admin_migrate_db(st->admin, db);
+}
+
+static struct store_worker *pg_worker_attach(struct store *s, h2o_loop_t *loop)
+{
+    struct pg_store *st = s->_priv;
+    struct pg_worker *w = xcalloc(1, sizeof(*w));
+    struct pg_pool_options o = {
+        .conninfo = st->conninfo,
+        .prepared = st->prepared,
+        .nreaders = READERS_PER_WORKER,
+        .nwriters = WRITERS_PER_WORKER,
+        .timeout_ms = POOL_TIMEOUT_MS,
+    };
+
+    w->super._store = s;
+    w->super._loop = loop;
+    w->st = st;
+    h2o_linklist_init_anchor(&w->ops);
+    h2o_timeout_init(loop, &w->zero, 0);
+    w->pool = pg_pool_new(loop, &o);
+    return &w->super;
+}
+
+static void pg_worker_detach(struct store_worker *sw)
+{
+    struct pg_worker *w = (struct pg_worker *)sw;
+    h2o_linklist_t *node;
+
+    /* Nothing runs on other threads: closing the connections drops every
+     * statement in flight (their callbacks never run), then the operations
+     * go. A write in flight may or may not commit. */
+    for (node = w->ops.next; node != &w->ops; node = node->next) {
+        struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, link, node);
+        h2o_timeout_unlink(&op->defer);
+        pg_pool_cancel_wait(w->pool, &op->waiter);
+    }
+    pg_pool_free(w->pool);
+    while (!h2o_linklist_is_empty(&w->ops))
+        op_free(H2O_STRUCT_FROM_MEMBER(struct store_op, link, w->ops.next));
+    h2o_timeout_dispose(w->super._loop, &w->zero);
+    free(w);
+}
+
+static const char *const pg_schemes[] = {"postgresql", "postgres", "postgresql+asyncpg", NULL};
+
+const struct store_backend store_backend_pg = {
+    .name = "postgres",
+    .schemes = pg_schemes,
+    .caps = STORE_CAP_PIPELINE,
+    .open = pg_open,
+    .close = pg_close,
+    .worker_attach = pg_worker_attach,
+    .worker_detach = pg_worker_detach,
+    .schema_version = pg_schema_version,
+    .migrate_db = pg_migrate_db,
+    .ping = pg_ping,
+    .user_create = pg_user_create,
+    .user_by_email = pg_user_by_email,
+    .user_by_id = pg_user_by_id,
+    .user_set_password_hash = pg_user_set_password_hash,
+    .todo_get = pg_todo_get,
+    .todo_list = pg_todo_list,
+    .todo_create = pg_todo_create,
+    .todo_put = pg_todo_put,
+    .todo_patch = pg_todo_patch,
+    .todo_delete = pg_todo_delete,
+    .op_cancel = pg_op_cancel,
+};
