@@ -269,7 +269,7 @@ static void init_globalconf(h2o_globalconf_t *gc)
     handler->on_req = on_req;
 }
 
-static struct worker_thread *stopped_threads;
+static struct worker_thread *volatile stopped_threads;
 
 int http_server_run(const struct app *app, const struct http_server_opts *opts, char *err,
                     size_t errlen)

@@ -11,6 +11,7 @@
 #include "migrate/migrate.h"
 #include "model/timefmt.h"
 #include "store/store.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 /* Any constant: the lock every migrator of this schema takes. */
@@ -31,6 +32,14 @@ static void copy_error(const char *msg, char *err, size_t errlen)
     n = strlen(err);
     while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
         err[--n] = '\0';
+}
+
+/* Server notices ("already exists, skipping") go to the debug log. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    if (log_enabled(LOG_DEBUG))
+        log_kv(LOG_DEBUG, "postgres notice", "message", message, NULL);
 }
 
 static PGconn *connect_blocking(const char *conninfo)
@@ -59,6 +68,7 @@ struct pg_admin *pg_admin_open(const char *conninfo, char *err, size_t errlen)
     }
     a = xcalloc(1, sizeof(*a));
     a->pg = pg;
+    PQsetNoticeProcessor(pg, on_notice, NULL);
     pthread_mutex_init(&a->mutex, NULL);
     return a;
 }

@@ -57,17 +57,25 @@ static void advance(struct pg_conn *c, bool readable);
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* Keep the first cause, as one line: libpq's messages span several lines
+ * ("...\n\tIs the server running..."); log lines must not. */
 static void set_error(struct pg_conn *c, const char *prefix)
 {
     const char *msg = c->pg != NULL ? PQerrorMessage(c->pg) : "";
-    size_t n;
+    size_t n = 0;
 
     if (c->error[0] != '\0')
-        return; /* keep the first cause */
+        return;
     snprintf(c->error, sizeof(c->error), "%s%s%s", prefix, msg[0] != '\0' ? ": " : "", msg);
-    n = strlen(c->error);
-    while (n > 0 && (c->error[n - 1] == '\n' || c->error[n - 1] == ' '))
-        c->error[--n] = '\0';
+    for (size_t i = 0; c->error[i] != '\0'; i++) {
+        char ch = c->error[i] == '\n' || c->error[i] == '\t' ? ' ' : c->error[i];
+        if (ch == ' ' && (n == 0 || c->error[n - 1] == ' '))
+            continue;
+        c->error[n++] = ch;
+    }
+    while (n > 0 && c->error[n - 1] == ' ')
+        n--;
+    c->error[n] = '\0';
 }
 
 static void close_socket(struct pg_conn *c)
@@ -171,7 +179,8 @@ static void complete(struct pg_conn *c, struct pg_query *q)
     PGresult *res = q->_res;
 
     h2o_linklist_unlink(&q->_link);
-    c->npending--;
+    if (--c->npending == 0 && c->state == PG_CONN_BUSY)
+        c->state = PG_CONN_IDLE; /* before the callback: it may reuse the connection */
     q->_res = NULL;
     if (q->_kind == ITEM_PREPARE) {
         struct internal_item *it = H2O_STRUCT_FROM_MEMBER(struct internal_item, q, q);
@@ -447,6 +456,14 @@ static void on_internal(struct pg_query *q, const PGresult *res)
     free(it);
 }
 
+/* Server notices (NOTICE, WARNING) go to the debug log, not stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    if (log_enabled(LOG_DEBUG))
+        log_kv(LOG_DEBUG, "postgres notice", "message", message, NULL);
+}
+
 /* ---- public ------------------------------------------------------------ */
 
 struct pg_conn *pg_conn_new(h2o_loop_t *loop, const struct pg_conn_options *opts)
@@ -470,6 +487,7 @@ struct pg_conn *pg_conn_new(h2o_loop_t *loop, const struct pg_conn_options *opts
         log_kv(LOG_ERROR, "pg_conn: out of memory", NULL);
         abort();
     }
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         fail(c, "cannot connect");
         c->reported = PG_CONN_BROKEN; /* the caller sees it on return */

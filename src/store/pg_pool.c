@@ -11,6 +11,9 @@
 #define TICK_MS 100
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
+/* A connection attempt that takes longer is abandoned (libpq enforces
+ * connect_timeout only in its blocking calls). */
+#define CONNECT_TIMEOUT_MS 10000
 
 struct slot {
     struct pg_pool *pool;
@@ -20,6 +23,7 @@ struct slot {
     bool ready_seen;    /* c got ready (else it is still a connection attempt) */
     unsigned failures;  /* consecutive failed connection attempts */
     uint64_t retry_at;  /* c == NULL: when to try again */
+    uint64_t started_at; /* c != NULL: when the attempt began */
 };
 
 struct pg_pool {
@@ -233,6 +237,7 @@ static void connect_slot(struct slot *s)
     };
 
     s->ready_seen = false;
+    s->started_at = h2o_now(p->loop);
     s->c = pg_conn_new(p->loop, &o);
     if (pg_conn_state(s->c) == PG_CONN_BROKEN) {
         char why[256];
@@ -242,6 +247,7 @@ static void connect_slot(struct slot *s)
         return;
     }
     p->connecting++;
+    arm_tick(p); /* watches the attempt's deadline */
 }
 
 /* ---- the tick: reconnects and wait deadlines --------------------------- */
@@ -251,7 +257,7 @@ static bool tick_needed(struct pg_pool *p)
     if (!h2o_linklist_is_empty(&p->waiters[0]) || !h2o_linklist_is_empty(&p->waiters[1]))
         return true;
     for (unsigned i = 0; i < p->nslots; i++) {
-        if (p->slots[i].c == NULL)
+        if (p->slots[i].c == NULL || !p->slots[i].ready_seen)
             return true;
     }
     return false;
@@ -270,6 +276,12 @@ static void on_tick(h2o_timeout_entry_t *entry)
 
     for (unsigned i = 0; i < p->nslots; i++) {
         struct slot *s = &p->slots[i];
+        if (s->c != NULL && !s->ready_seen && now - s->started_at >= CONNECT_TIMEOUT_MS) {
+            p->connecting--;
+            drop_conn(s);
+            attempt_failed(s, "timed out connecting to the database");
+            continue;
+        }
         if (s->c != NULL || now < s->retry_at)
             continue;
         /* While the database is down, one probe at a time. */

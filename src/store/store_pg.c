@@ -10,15 +10,19 @@
  * which hit a retryable server error is retried (twice at most), alone in
  * its own Sync.
  *
- * Writes: each step is one statement plus its own Sync, so it is its own
- * transaction; the step's outcome is acted on only when the Sync answered
- * (the commit happened). Multi-step writes are atomic by compare-and-swap
- * instead of locks: load the row, apply the change in C (model/todo.h, the
- * same code as the SQLite backend), write it back with
- * `WHERE version = <loaded>`; when another writer got there first the whole
- * operation starts again (bounded). Serialization failures and deadlocks
- * are retried the same way. No session state is used: everything works
- * through PgBouncer in transaction mode (with prepared statements off).
+ * Writes run on a writer held for the whole operation, never sharing a Sync
+ * with another request; an outcome is acted on only once the step's Sync
+ * answered (for an autocommit statement: once it committed). Creating a user
+ * or a todo and changing a password are one statement each. PUT, PATCH and
+ * DELETE are one transaction over two round trips: BEGIN + SELECT ... FOR
+ * UPDATE, then the change computed in C (model/todo.h, the same code as the
+ * SQLite backend) + COMMIT, or ROLLBACK when nothing is to be written. The
+ * row lock serialises concurrent writers of a todo. Serialization failures,
+ * deadlocks and a PUT losing the race to insert a new id run the operation
+ * again (WRITE_ATTEMPTS in all). A write whose connection broke after it was
+ * sent is STORE_UNAVAILABLE: it may or may not have committed. No session
+ * state is used (no SET, no session locks), so everything works through
+ * PgBouncer in transaction mode (with prepared statements off).
  *
  * Values: parameters are sent as text (timestamps as RFC 3339 UTC text with
  * milliseconds, which PostgreSQL reads the same whatever the session's
@@ -71,6 +75,9 @@ enum {
     S_TODO_INSERT_IF_ABSENT,
     S_TODO_UPDATE,
     S_TODO_DELETE,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
     S_COUNT,                  /* 4 filter variants */
     S_LIST = S_COUNT + 4,     /* 6 sorts x 4 filter variants */
     S_NSTMTS = S_LIST + 6 * 4,
@@ -94,7 +101,8 @@ static const struct pg_stmt fixed_stmts[] = {
      "UPDATE users SET password_hash = $2, updated_at = $3::timestamptz WHERE id = $1::uuid"
      " RETURNING " USER_COLS,
      3, true},
-    {S_TODO_LOAD, "todo_load", "SELECT " TODO_COLS " FROM todos WHERE id = $1::uuid", 1, true},
+    {S_TODO_LOAD, "todo_load", "SELECT " TODO_COLS " FROM todos WHERE id = $1::uuid FOR UPDATE", 1,
+     true},
     {S_TODO_INSERT, "todo_insert",
      "INSERT INTO todos (" TODO_COLS ") VALUES ($1::uuid, $2::uuid, $3, $4, $5::boolean,"
      " $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::integer) RETURNING version",
@@ -108,12 +116,13 @@ static const struct pg_stmt fixed_stmts[] = {
      "UPDATE todos SET title = $3, description = $4, completed = $5::boolean,"
      " completed_at = $6::timestamptz, created_at = $7::timestamptz,"
      " updated_at = $8::timestamptz, version = $9::integer"
-     " WHERE id = $1::uuid AND user_id = $2::uuid AND version = $10::integer RETURNING version",
-     10, true},
+     " WHERE id = $1::uuid AND user_id = $2::uuid RETURNING version",
+     9, true},
     {S_TODO_DELETE, "todo_delete",
-     "DELETE FROM todos WHERE id = $1::uuid AND user_id = $2::uuid AND version = $3::integer"
-     " RETURNING version",
-     3, true},
+     "DELETE FROM todos WHERE id = $1::uuid AND user_id = $2::uuid RETURNING version", 2, true},
+    {S_BEGIN, "todo_begin", "BEGIN", 0, false},
+    {S_COMMIT, "todo_commit", "COMMIT", 0, false},
+    {S_ROLLBACK, "todo_rollback", "ROLLBACK", 0, false},
 };
 
 static const char *const list_order[] = {
@@ -161,7 +170,15 @@ enum op_kind {
 };
 
 /* What a write operation's statement in flight does. */
-enum write_step { STEP_LOAD, STEP_INSERT, STEP_UPDATE, STEP_DELETE, STEP_USER };
+enum write_step {
+    STEP_USER,     /* autocommit: INSERT INTO users / UPDATE users */
+    STEP_CREATE,   /* autocommit: INSERT INTO todos */
+    STEP_LOAD,     /* BEGIN; SELECT ... FOR UPDATE */
+    STEP_INSERT,   /* INSERT ... ON CONFLICT DO NOTHING; COMMIT (PUT of a new id) */
+    STEP_UPDATE,   /* UPDATE; COMMIT */
+    STEP_DELETE,   /* DELETE; COMMIT */
+    STEP_ROLLBACK, /* ROLLBACK: nothing to write, or an error */
+};
 
 struct store_op {
     struct pg_worker *w;
@@ -173,7 +190,9 @@ struct store_op {
     h2o_timeout_entry_t defer;
     struct pg_conn *conn; /* the connection the statement in flight is on */
     struct pg_query q;    /* the statement in flight */
-    struct pg_query sync; /* writes: its Sync */
+    struct pg_query q2;   /* writes: BEGIN, COMMIT or ROLLBACK around it */
+    struct pg_query sync; /* writes: the step's Sync */
+    int inflight;         /* writes: q, q2, sync queued and not yet answered */
     bool held;            /* conn is a writer taken from the pool */
     enum write_step step;
     bool counting;        /* list: the count statement is in flight */
@@ -182,8 +201,9 @@ struct store_op {
     int status;
     char message[256];
     bool lost;            /* the connection broke under the statement */
-    bool sync_queued;     /* its Sync is queued behind it */
     bool retry;           /* a transient error: run the operation again */
+    bool retry_after_rollback;
+    int final;            /* writes: the status to deliver once the step ends */
     long affected;
     bool has_row;
     /* Inputs, copied at submit. */
@@ -202,9 +222,7 @@ struct store_op {
     size_t ntodos;
     int64_t total;
     struct store__arena *arena;
-    int32_t loaded_version;
 };
-
 
 /* ---- operation lifetime ------------------------------------------------ */
 
@@ -504,26 +522,26 @@ struct todo_params {
     char created_at[TIMEFMT_LEN + 1];
     char updated_at[TIMEFMT_LEN + 1];
     char version[16];
-    char expected[16];
-    const char *values[10];
+    const char *values[9];
 };
 
-/* $1..$9 as TODO_COLS, $10 the version the row must still have. */
-static const char *const *todo_values(struct todo_params *p, const struct todo *t,
-                                      int32_t expected)
+/* $1..$9 in the order of TODO_COLS. */
+static const char *const *todo_values(struct todo_params *p, const struct todo *t)
 {
     snprintf(p->completed, sizeof(p->completed), "%s", t->completed ? "t" : "f");
     timefmt_format(t->completed_at_ms, p->completed_at);
     timefmt_format(t->created_at_ms, p->created_at);
     timefmt_format(t->updated_at_ms, p->updated_at);
     snprintf(p->version, sizeof(p->version), "%d", (int)t->version);
-    snprintf(p->expected, sizeof(p->expected), "%d", (int)expected);
-    const char *v[10] = {t->id,          t->user_id,
-                         t->title,       t->description,
-                         p->completed,   t->has_completed_at ? p->completed_at : NULL,
-                         p->created_at,  p->updated_at,
-                         p->version,     p->expected};
-    memcpy(p->values, v, sizeof(v));
+    p->values[0] = t->id;
+    p->values[1] = t->user_id;
+    p->values[2] = t->title;
+    p->values[3] = t->description;
+    p->values[4] = p->completed;
+    p->values[5] = t->has_completed_at ? p->completed_at : NULL;
+    p->values[6] = p->created_at;
+    p->values[7] = p->updated_at;
+    p->values[8] = p->version;
     return p->values;
 }
 
@@ -821,71 +839,123 @@ static int pg_todo_list(struct store_worker *w, const struct todo_query *q, stor
 
 /* ---- writes ------------------------------------------------------------ */
 
+/*
+ * Steps. A single-statement write (user insert, password change, todo
+ * create) is one autocommit statement. PUT, PATCH and DELETE read, decide in
+ * C and write, in one transaction spanning two Syncs:
+ *   STEP_LOAD:   BEGIN; SELECT ... FOR UPDATE          (the row is locked)
+ *   STEP_UPDATE: UPDATE ... RETURNING; COMMIT   or STEP_DELETE / STEP_INSERT
+ *   STEP_ROLLBACK: ROLLBACK, when the decision (or an error) writes nothing.
+ * The lock serialises concurrent writers of one row, so no write is lost and
+ * none needs optimistic retries; only a PUT racing another PUT of the same
+ * new id (its INSERT ... ON CONFLICT DO NOTHING inserts nothing) runs again,
+ * and then finds the row. Serialization failures and deadlocks roll back and
+ * run the operation again, WRITE_ATTEMPTS times at most.
+ */
+
 static void on_write_result(struct pg_query *q, const PGresult *res);
+static void on_tx_result(struct pg_query *q, const PGresult *res);
 static void on_write_sync(struct pg_query *q, const PGresult *res);
 static void on_writer(struct pg_pool_waiter *wt, struct pg_conn *c);
-static enum write_step first_step(enum op_kind kind);
+static void step_done(struct store_op *op);
 
-/* Send the statement of op->step and its own Sync on the held writer.
- * 0, or -1 when the connection refused it (broken). */
-static int write_send(struct store_op *op)
+/* The statement of a step and its parameters. */
+static const struct pg_stmt *step_stmt(struct store_op *op, const char *values[5],
+                                       const char *const **v, struct todo_params *tp, char *ts)
 {
-    struct todo_params tp;
-    const char *values[10] = {NULL};
-    const char *const *v = values;
-    const struct pg_stmt *stmt;
-    char ts[TIMEFMT_LEN + 1], ver[16];
-
+    *v = values;
     switch (op->step) {
     case STEP_USER:
         timefmt_format(op->now_ms, ts);
-        if (op->kind == OP_USER_CREATE) {
-            const char *u[5] = {op->id, op->email, op->password_hash, op->name, ts};
-            memcpy(values, u, sizeof(u));
-            stmt = &fixed_stmts[S_USER_INSERT];
-        } else {
-            const char *u[3] = {op->id, op->password_hash, ts};
-            memcpy(values, u, sizeof(u));
-            stmt = &fixed_stmts[S_USER_SET_HASH];
-        }
-        break;
+        values[0] = op->id;
+        values[1] = op->kind == OP_USER_CREATE ? op->email : op->password_hash;
+        values[2] = op->kind == OP_USER_CREATE ? op->password_hash : ts;
+        values[3] = op->name;
+        values[4] = ts;
+        return &fixed_stmts[op->kind == OP_USER_CREATE ? S_USER_INSERT : S_USER_SET_HASH];
+    case STEP_CREATE:
+        *v = todo_values(tp, &op->todo);
+        return &fixed_stmts[S_TODO_INSERT];
     case STEP_LOAD:
         values[0] = op->id;
-        stmt = &fixed_stmts[S_TODO_LOAD];
-        break;
+        return &fixed_stmts[S_TODO_LOAD];
     case STEP_INSERT:
-        v = todo_values(&tp, &op->todo, 0);
-        stmt = &fixed_stmts[op->kind == OP_TODO_PUT ? S_TODO_INSERT_IF_ABSENT : S_TODO_INSERT];
-        break;
+        *v = todo_values(tp, &op->todo);
+        return &fixed_stmts[S_TODO_INSERT_IF_ABSENT];
     case STEP_UPDATE:
-        v = todo_values(&tp, &op->todo, op->loaded_version);
-        stmt = &fixed_stmts[S_TODO_UPDATE];
-        break;
+        *v = todo_values(tp, &op->todo);
+        return &fixed_stmts[S_TODO_UPDATE];
     case STEP_DELETE:
-        snprintf(ver, sizeof(ver), "%d", (int)op->loaded_version);
         values[0] = op->id;
         values[1] = op->user_id;
-        values[2] = ver;
-        stmt = &fixed_stmts[S_TODO_DELETE];
-        break;
+        return &fixed_stmts[S_TODO_DELETE];
     default:
-        log_kv(LOG_ERROR, "store_pg: unknown write step", NULL);
-        abort();
+        return NULL; /* STEP_ROLLBACK: no statement of its own */
     }
-    op->status = STORE_OK;
-    op->message[0] = '\0';
-    op->lost = op->retry = op->has_row = false;
-    op->affected = 0;
-    op->q.cb = on_write_result;
-    op->sync.cb = on_write_sync;
-    if (pg_conn_send(op->conn, stmt, v, &op->q) != 0)
-        return -1;
-    /* On failure no Sync is queued: the query alone is answered (NULL). */
-    op->sync_queued = pg_conn_sync(op->conn, &op->sync) == 0;
-    return 0;
 }
 
-/* The first step of each kind of write. */
+/* The transaction statement sent before (BEGIN) or after (COMMIT) the
+ * step's statement, or alone (ROLLBACK); NULL for autocommit steps. */
+static const struct pg_stmt *step_tx_stmt(enum write_step step)
+{
+    switch (step) {
+    case STEP_LOAD:
+        return &fixed_stmts[S_BEGIN];
+    case STEP_INSERT:
+    case STEP_UPDATE:
+    case STEP_DELETE:
+        return &fixed_stmts[S_COMMIT];
+    case STEP_ROLLBACK:
+        return &fixed_stmts[S_ROLLBACK];
+    default:
+        return NULL;
+    }
+}
+
+/* Queue one item of the step; false when the connection refused it. */
+static bool step_queue(struct store_op *op, const struct pg_stmt *stmt, const char *const *v,
+                       struct pg_query *q)
+{
+    if (pg_conn_send(op->conn, stmt, v, q) != 0)
+        return false;
+    op->inflight++;
+    return true;
+}
+
+/* Send op->step's statements and their own Sync on the held writer. The step
+ * ends when every item queued has answered (step_item_done). 0, or -1 when
+ * the connection refused the first item (it is broken; nothing is queued).
+ * A refusal after that leaves the step "lost": the items queued answer NULL. */
+static int write_send(struct store_op *op)
+{
+    struct todo_params tp;
+    const char *values[5] = {NULL};
+    const char *const *v;
+    char ts[TIMEFMT_LEN + 1];
+    const struct pg_stmt *stmt = step_stmt(op, values, &v, &tp, ts);
+    const struct pg_stmt *tx = step_tx_stmt(op->step);
+    bool ok = true;
+
+    op->status = STORE_OK;
+    op->lost = op->retry = op->has_row = false;
+    op->affected = 0;
+    op->inflight = 0;
+    op->q.cb = on_write_result;
+    op->q2.cb = on_tx_result;
+    op->sync.cb = on_write_sync;
+    if (op->step == STEP_LOAD)
+        ok = step_queue(op, tx, NULL, &op->q2); /* BEGIN */
+    if (ok && stmt != NULL)
+        ok = step_queue(op, stmt, v, &op->q);
+    if (ok && tx != NULL && op->step != STEP_LOAD)
+        ok = step_queue(op, tx, NULL, &op->q2); /* COMMIT or ROLLBACK */
+    if (ok && pg_conn_sync(op->conn, &op->sync) == 0)
+        op->inflight++;
+    else
+        op->lost = true;
+    return op->inflight == 0 ? -1 : 0;
+}
+
 static enum write_step first_step(enum op_kind kind)
 {
     switch (kind) {
@@ -893,20 +963,20 @@ static enum write_step first_step(enum op_kind kind)
     case OP_USER_SET_HASH:
         return STEP_USER;
     case OP_TODO_CREATE:
-        return STEP_INSERT;
+        return STEP_CREATE;
     default:
         return STEP_LOAD;
     }
 }
 
 /* Start the operation from its first step on the held writer `c`. 0, or
- * -1 when `c` refused the statement (it is broken; given back). Runs no
- * callback. */
+ * -1 when `c` refused it (it is broken; given back). Runs no callback. */
 static int write_begin(struct store_op *op, struct pg_conn *c)
 {
     op->conn = c;
     op->held = true;
     op->step = first_step(op->kind);
+    op->message[0] = '\0';
     if (op->kind == OP_TODO_CREATE)
         todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
     if (write_send(op) == 0)
@@ -916,8 +986,7 @@ static int write_begin(struct store_op *op, struct pg_conn *c)
 }
 
 /* Begin on a free writer, or queue for one. 0, or -1 when the pool is down
- * (nothing queued). Runs no callback (a writer given back by write_begin is
- * broken, so it serves no waiter). */
+ * (nothing queued). Runs no callback. */
 static int write_place(struct store_op *op)
 {
     struct pg_conn *c;
@@ -930,7 +999,8 @@ static int write_place(struct store_op *op)
     return pg_pool_wait(op->w->pool, PG_POOL_WRITER, &op->waiter);
 }
 
-/* From the loop: run the whole operation again (bounded), or fail it. */
+/* From the loop, with no transaction open: run the whole operation again
+ * (bounded), or fail it. */
 static void write_again(struct store_op *op)
 {
     release_conn(op);
@@ -959,20 +1029,27 @@ static void on_writer(struct pg_pool_waiter *wt, struct pg_conn *c)
         write_again(op);
 }
 
-/* Record the statement's outcome; the step is decided when its Sync came. */
+/* An error result of the step: keep the first. */
+static void step_error(struct store_op *op, const PGresult *res)
+{
+    if (op->status != STORE_OK || PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+        return;
+    op->retry = result_transient(res);
+    op->status = status_of_error(op, res);
+}
+
+/* The step's main statement: its rows, or its error. */
 static void on_write_result(struct pg_query *q, const PGresult *res)
 {
     struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q, q);
     ExecStatusType st;
 
+    st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (res == NULL) {
         op->lost = true;
-        if (!op->sync_queued)
-            on_write_sync(&op->sync, NULL); /* no Sync will answer */
-        return;
-    }
-    st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        step_error(op, res);
+    } else {
         /* Every todo write says RETURNING: rows returned = rows changed. */
         op->affected = st == PGRES_TUPLES_OK ? PQntuples(res) : 0;
         op->has_row = op->affected > 0;
@@ -980,13 +1057,40 @@ static void on_write_result(struct pg_query *q, const PGresult *res)
             op->status = read_todo(op, res, 0, &op->todo);
         else if (op->has_row && op->step == STEP_USER)
             op->status = read_user(op, res, 0, &op->user);
-        return;
     }
-    op->retry = result_transient(res);
-    op->status = status_of_error(op, res);
+    if (--op->inflight == 0)
+        step_done(op);
 }
 
-/* ---- write steps: what a committed step leads to ------------------------ */
+/* BEGIN, COMMIT or ROLLBACK: only an error matters (a failed COMMIT means
+ * nothing was written). */
+static void on_tx_result(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q2, q);
+
+    if (res == NULL)
+        op->lost = true;
+    else if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        step_error(op, res);
+    if (--op->inflight == 0)
+        step_done(op);
+}
+
+/* The step's Sync: ReadyForQuery arrived (an error raised at commit comes
+ * instead of PGRES_PIPELINE_SYNC). */
+static void on_write_sync(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, sync, q);
+
+    if (res == NULL)
+        op->lost = true;
+    else if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        step_error(op, res);
+    if (--op->inflight == 0)
+        step_done(op);
+}
+
+/* ---- write steps: what an answered step leads to ------------------------ */
 
 /* The loaded row (op->todo) against ownership and If-Match. */
 static int check_loaded(struct store_op *op)
@@ -1000,7 +1104,8 @@ static int check_loaded(struct store_op *op)
     return STORE_OK;
 }
 
-/* After STEP_LOAD: the next step, or a final status (>= 0 means go on). */
+/* After STEP_LOAD (row locked): the next write step (returns 1), or the
+ * final status, which STEP_ROLLBACK then delivers. */
 static int after_load(struct store_op *op)
 {
     int status;
@@ -1017,28 +1122,27 @@ static int after_load(struct store_op *op)
     }
     if ((status = check_loaded(op)) != STORE_OK)
         return status;
-    op->loaded_version = op->todo.version;
     if (op->kind == OP_TODO_DELETE) {
         op->step = STEP_DELETE;
         return 1;
     }
-    if (!todo_apply(&op->todo, &op->patch, op->now_ms)) {
-        op->has_todo = true; /* a no-op leaves the row as it is */
-        return STORE_OK;
-    }
+    op->has_todo = true;
+    if (!todo_apply(&op->todo, &op->patch, op->now_ms))
+        return STORE_OK; /* a no-op leaves the row as it is */
     op->step = STEP_UPDATE;
     return 1;
 }
 
-/* A committed step without error: 1 to continue with op->step, 0 to run the
- * whole operation again (a concurrent change), or a final status (< 0, or
- * STORE_OK as 2). */
+/* An answered step without error: 1 to go on with op->step, 0 to run the
+ * whole operation again, or 2 for done with op->final set. */
 static int after_step(struct store_op *op)
 {
     switch (op->step) {
     case STEP_USER:
-        if (op->kind == OP_USER_SET_HASH && !op->has_row)
-            return STORE_NOT_FOUND;
+        if (op->kind == OP_USER_SET_HASH && !op->has_row) {
+            op->final = STORE_NOT_FOUND;
+            return 2;
+        }
         if (op->kind == OP_USER_CREATE) {
             memcpy(op->user.id, op->id, sizeof(op->user.id));
             op->user.email = op->email;
@@ -1048,76 +1152,112 @@ static int after_step(struct store_op *op)
             op->user.created_at_ms = op->user.updated_at_ms = op->now_ms;
         }
         op->has_user = true;
+        op->final = STORE_OK;
         return 2;
     case STEP_LOAD: {
         int next = after_load(op);
-        return next == STORE_OK ? 2 : next;
+        if (next == 1)
+            return 1;
+        op->final = next;
+        op->step = STEP_ROLLBACK; /* decided without writing */
+        return 1;
     }
+    case STEP_CREATE:
     case STEP_INSERT:
         if (op->affected != 1)
-            return 0; /* PUT: inserted meanwhile by someone else */
-        op->created = true;
-        op->has_todo = true;
+            return 0; /* PUT: another PUT inserted this id meanwhile */
+        op->created = op->has_todo = true;
+        op->final = STORE_OK;
         return 2;
     case STEP_UPDATE:
     case STEP_DELETE:
         if (op->affected != 1)
-            return 0; /* changed or deleted meanwhile */
-        op->has_todo = op->step == STEP_UPDATE;
+            return 0; /* cannot happen under the lock; be safe */
+        op->final = STORE_OK;
         return 2;
+    case STEP_ROLLBACK:
+        return op->retry_after_rollback ? 0 : 2;
     default:
         log_kv(LOG_ERROR, "store_pg: unknown write step", NULL);
         abort();
     }
 }
 
-/* The step's connection broke: a load changed nothing and may run again
- * elsewhere; a write may or may not have committed, so it is UNAVAILABLE. */
+/* The step's connection broke. A load or rollback wrote nothing: run it
+ * again elsewhere. A write may or may not have committed: UNAVAILABLE. */
 static void step_lost(struct store_op *op)
 {
-    if (op->step == STEP_LOAD) {
+    if (op->step == STEP_LOAD || (op->step == STEP_ROLLBACK && op->retry_after_rollback)) {
         write_again(op);
+        return;
+    }
+    if (op->step == STEP_ROLLBACK) {
+        finish(op, op->final);
         return;
     }
     set_message(op, "connection to the database lost during a write; it may not have committed");
     finish(op, STORE_UNAVAILABLE);
 }
 
-static void on_write_sync(struct pg_query *q, const PGresult *res)
+static bool tx_open(struct store_op *op)
 {
-    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, sync, q);
+    PGTransactionStatusType ts = PQtransactionStatus(pg_conn_pgconn(op->conn));
+
+    return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+}
+
+/* The step failed: roll back first if its transaction is still open, then
+ * run again (transient errors) or deliver the error. */
+static void step_failed(struct store_op *op)
+{
+    if (op->step != STEP_ROLLBACK) {
+        op->final = op->status;
+        op->retry_after_rollback = op->retry;
+        if (tx_open(op)) {
+            op->step = STEP_ROLLBACK;
+            if (write_send(op) == 0)
+                return;
+            /* Broken: the server rolls back by itself. */
+        }
+    }
+    /* (A failed ROLLBACK leaves the writer to the pool, which replaces it.) */
+    if (op->retry_after_rollback)
+        write_again(op);
+    else
+        finish(op, op->final);
+}
+
+/* Every item of the step answered: decide what comes next. */
+static void step_done(struct store_op *op)
+{
     int next;
 
-    if (op->done == NULL) { /* cancelled: stop at this step boundary */
+    if (op->done == NULL) {
+        /* Cancelled: stop at this step boundary. A writer left inside a
+         * transaction is replaced by the pool (the server rolls back). */
         release_conn(op);
         op_free(op);
         return;
     }
-    if (res == NULL || op->lost) {
+    if (op->lost) {
         step_lost(op);
         return;
     }
-    if (PQresultStatus(res) != PGRES_PIPELINE_SYNC && op->status == STORE_OK) {
-        op->retry = result_transient(res); /* an error at commit */
-        op->status = status_of_error(op, res);
-    }
     if (op->status != STORE_OK) {
-        if (op->retry)
-            write_again(op);
-        else
-            finish(op, op->status);
+        step_failed(op);
         return;
     }
     next = after_step(op);
     if (next == 1 && write_send(op) == 0)
         return;
-    if (next == 1 || next == 0) {
-        /* Run it all again: a concurrent change won, or the writer broke
-         * before this step was sent (every earlier step only read). */
-        write_again(op);
+    if (next == 2) {
+        finish(op, op->final);
         return;
     }
-    finish(op, next == 2 ? STORE_OK : next);
+    /* Run it all again: the writer broke before the next step was sent
+     * (the server rolls back any open transaction), or a PUT lost the race
+     * to insert a new id. */
+    write_again(op);
 }
 
 /* ---- write submission -------------------------------------------------- */

@@ -38,72 +38,41 @@ static const char *scheme_end(const char *url)
 
 /* ---- redaction ---- */
 
-/* Append s[0..n) to out at *len (out has room: callers size it). */
-static void put(char *out, size_t *len, const char *s, size_t n)
+/* Per-byte marks of dburl_redact: HIDE drops the byte, STAR_BEFORE puts
+ * "***" before it (an empty password, so its place still shows). */
+enum { HIDE = 1, STAR_BEFORE = 2 };
+
+static void hide_range(unsigned char *mark, size_t from, size_t to)
 {
-    memcpy(out + *len, s, n);
-    *len += n;
+    if (from == to)
+        mark[from] |= STAR_BEFORE;
+    for (size_t i = from; i < to; i++)
+        mark[i] |= HIDE;
 }
 
-/* Length of the value of a `password=` parameter starting at p. */
-static size_t param_value_len(const char *p)
+static bool is_space(char c)
 {
-    return strcspn(p, "& \t\n");
+    return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* True when `p` (inside `url`) starts a `password=` key: at the start of the
- * string or after one of the separators '?', '&' or whitespace. */
-static bool at_password_key(const char *url, const char *p)
+/* The userinfo password (see the header): `auth` is where the authority
+ * starts, at offset `base` of the URL. */
+static void mark_userinfo(const char *auth, size_t base, unsigned char *mark)
 {
-    if (strncasecmp(p, "password=", 9) != 0)
-        return false;
-    return p == url || strchr("?& \t\n", p[-1]) != NULL;
-}
-
-char *dburl_redact(const char *url)
-{
-    if (!url)
-        return NULL;
-    /* Growth: +3 for an empty userinfo password, at most +2 per 10-byte
-     * "password=v" parameter. */
-    size_t n = strlen(url);
-    char *out = xmalloc(2 * n + 8);
-    size_t len = 0;
-
-    const char *sep = scheme_end(url);
-    const char *auth = sep ? sep + 3 : url;
-    /* Userinfo ends at the last '@' before the query. Looking past the first
-     * '/' over-redacts rather than leaking a password that holds a '/'. */
-    size_t before_query = strcspn(auth, "?#");
+    size_t slash = strcspn(auth, "/");
     const char *at = NULL;
-    for (const char *p = auth; p < auth + before_query; p++)
+    for (const char *p = auth; p < auth + slash; p++)
         if (*p == '@')
             at = p;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-
-    const char *p = url;
-    if (colon) {
-        put(out, &len, url, (size_t)(colon + 1 - url));
-        put(out, &len, "***", 3);
-        p = at;
-    }
-    while (*p) {
-        if (at_password_key(url, p)) {
-            put(out, &len, p, 9);
-            p += 9;
-            size_t v = param_value_len(p);
-            if (v > 0)
-                put(out, &len, "***", 3);
-            p += v;
-            continue;
-        }
-        out[len++] = *p++;
-    }
-    out[len] = '\0';
-    return out;
+    if (!at)
+        at = strrchr(auth + slash, '@'); /* libpq reads no userinfo: over-redact */
+    if (!at)
+        return;
+    /* libpq's user name ends at the first ':' or '@'; '/' ends the authority. */
+    const char *user_end = auth + strcspn(auth, ":@/");
+    if (*user_end == ':' || (*user_end == '@' && user_end < at))
+        hide_range(mark, base + (size_t)(user_end + 1 - auth), base + (size_t)(at - auth));
 }
-
-/* ---- parsing ---- */
 
 static int hexval(char c)
 {
@@ -115,6 +84,90 @@ static int hexval(char c)
         return c - 'A' + 10;
     return -1;
 }
+
+/* True when s[0..len), percent-decoded once as libpq does (a bad escape
+ * stays as it is; %00 ends it, as it would a C string) and without trailing
+ * white space, ends in "password" in any case. */
+static bool name_is_password(const char *s, size_t len)
+{
+    static const char word[] = "password";
+    const size_t wlen = sizeof(word) - 1;
+    char *name = xmalloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        }
+        if (c == '\0')
+            break;
+        name[n++] = c;
+    }
+    while (n > 0 && is_space(name[n - 1]))
+        n--;
+    bool match = n >= wlen;
+    for (size_t i = 0; match && i < wlen; i++)
+        match = (name[n - wlen + i] | 0x20) == word[i];
+    free(name);
+    return match;
+}
+
+/* The value of every parameter whose name (the text since the previous
+ * '?', '&' or '=', or the start) is a password: to the next '&' in a URL
+ * (libpq's separator), to the end of the string otherwise. */
+static void mark_params(const char *url, bool is_url, unsigned char *mark)
+{
+    size_t n = strlen(url);
+    size_t name = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (url[i] == '=' && name_is_password(url + name, i - name)) {
+            size_t end = is_url ? i + 1 + strcspn(url + i + 1, "&") : n;
+            hide_range(mark, i + 1, end);
+            i = end - 1; /* a name inside the value would hide no more */
+            continue;
+        }
+        if (url[i] == '?' || url[i] == '&' || url[i] == '=')
+            name = i + 1;
+    }
+}
+
+/* `url` without the HIDE bytes, each run of them and each STAR_BEFORE
+ * mark shown once as "***". */
+static char *apply_marks(const char *url, size_t n, const unsigned char *mark)
+{
+    char *out = xmalloc(4 * n + 4); /* at most one "***" per byte, plus one at the end */
+    size_t len = 0;
+    bool hidden = false;
+    for (size_t i = 0; i <= n; i++) {
+        if (mark[i] && !hidden) {
+            memcpy(out + len, "***", 3);
+            len += 3;
+        }
+        hidden = mark[i] & HIDE;
+        if (!hidden && i < n)
+            out[len++] = url[i];
+    }
+    out[len] = '\0';
+    return out;
+}
+
+char *dburl_redact(const char *url)
+{
+    if (!url)
+        return NULL;
+    size_t n = strlen(url);
+    unsigned char *mark = xcalloc(n + 1, 1);
+    const char *sep = scheme_end(url);
+    const char *auth = sep ? sep + 3 : url;
+    mark_userinfo(auth, (size_t)(auth - url), mark);
+    mark_params(url, sep != NULL, mark);
+    char *out = apply_marks(url, n, mark);
+    free(mark);
+    return out;
+}
+
+/* ---- parsing ---- */
 
 /* Percent-decode a URL path ('+' stays '+'). NULL on a bad escape or %00. */
 static char *path_decode(const char *s)

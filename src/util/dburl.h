@@ -13,9 +13,26 @@
  * on a SQLite URL is an error (none is supported yet), and so is a host
  * (`sqlite://host/x`: the message says to use three slashes).
  *
- * Redaction replaces the password of `user:password@` and the value of any
- * `password=` parameter with "***"; when unsure where the user part ends
- * it over-redacts rather than leak.
+ * Redaction (dburl_redact, and every text this module shows) hides a
+ * superset of the passwords libpq would take from the string, each hidden
+ * stretch shown as "***" (an empty password too). libpq ends the userinfo
+ * at the first '@' before the first '/' after "://" (the start of the
+ * string if it has no scheme); '?' and '#' do not end it. The rules:
+ *  1. Userinfo: everything after the user name (which ends at the first ':'
+ *     or '@') up to the LAST '@' before the first '/', so an unencoded '@'
+ *     in a password is covered too. If no '@' comes before the first '/'
+ *     (libpq then reads no password) but a ':' does and an '@' follows
+ *     later, everything from the first ':' to the last '@' of the string
+ *     is hidden: it may be a password holding an unencoded '/'.
+ *     `u:p/w?x#y@h/db` → `u:***@h/db`; `h:5432/db?user=a@b` → `h:***@b`.
+ *  2. Parameters: the value after any '=' whose name (the text since the
+ *     previous '?', '&' or '=', or the start), percent-decoded once as libpq
+ *     decodes names (%00 ends it) and without trailing white space, ends in
+ *     "password" in any case: `password=`, `pass%77ord=`, `sslpassword=`,
+ *     `PASSWORD =`. In a URL the value runs to the next '&' (libpq's
+ *     separator; white space does not end it); in a string with no scheme
+ *     (libpq's `key=value` form, which may quote spaces) to the end.
+ * Both rules may over-redact odd inputs; they never show less.
  *
  * Pure; any thread. dburl_parse() fills `out` (free with dburl_free; NULL
  * and a freed struct are accepted) or returns -1 with a message in `err`

@@ -16,8 +16,9 @@ static void expect_user_body(const struct e2e_resp *r, const char *email, const 
 {
     const json_t *u = r->json;
     cr_assert(json_is_object(u), "%s: not an object: %s", r->what, e2e_excerpt(r));
-    cr_assert_eq(json_object_size(u), 4, "%s: user must be exactly {id, email, name, created_at}: %s",
-                 r->what, e2e_excerpt(r));
+    cr_assert_eq(json_object_size(u), 4,
+                 "%s: user must be exactly {id, email, name, created_at}: %s", r->what,
+                 e2e_excerpt(r));
     cr_assert(e2e_is_uuid(e2e_str(u, "id")), "%s: id: %s", r->what, e2e_excerpt(r));
     cr_assert_str_eq(e2e_str(u, "email") ? e2e_str(u, "email") : "(none)", email, "%s: %s",
                      r->what, e2e_excerpt(r));

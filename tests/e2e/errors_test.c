@@ -122,7 +122,8 @@ Test(errors, invalid_utf8_and_nul_rejected)
     } else {
         /* accepted: then stored whole, not cut at the NUL */
         json_t *title = json_object_get(r->json, "title");
-        cr_assert(json_string_length(title) == 3 && memcmp(json_string_value(title), "a\0b", 3) == 0,
+        cr_assert(json_string_length(title) == 3 &&
+                      memcmp(json_string_value(title), "a\0b", 3) == 0,
                   "a title with U+0000 was accepted but changed: %s", e2e_excerpt(r));
     }
     e2e_resp_free(r);

@@ -935,6 +935,20 @@ const char *e2e_todo_bin(void)
     return b && *b ? b : "./todo";
 }
 
+const char *e2e_status_text(int wstatus)
+{
+    static __thread char buf[64];
+    if (wstatus == -1)
+        snprintf(buf, sizeof(buf), "did not exit in time");
+    else if (WIFEXITED(wstatus))
+        snprintf(buf, sizeof(buf), "exited with status %d", WEXITSTATUS(wstatus));
+    else if (WIFSIGNALED(wstatus))
+        snprintf(buf, sizeof(buf), "killed by signal %d", WTERMSIG(wstatus));
+    else
+        snprintf(buf, sizeof(buf), "wait status %#x", wstatus);
+    return buf;
+}
+
 struct envv {
     char **v;
     size_t n, cap;

@@ -167,11 +167,14 @@ bool e2e_is_rfc3339_ms(const char *s);                           /* YYYY-MM-DDTH
 int64_t e2e_parse_ms(const char *s);                             /* -1 when not rfc3339 ms */
 int64_t e2e_now_ms(void);
 void e2e_uuid_v4(char out[37]);                                  /* random, lower-case */
-char *e2e_repeat(const char *unit, size_t n) __attribute__((returns_nonnull));                    /* caller frees */
+/* caller frees */
+char *e2e_repeat(const char *unit, size_t n) __attribute__((returns_nonnull));
 void e2e_random_hex(char *out, size_t nhex);                     /* nhex chars + NUL */
-char *e2e_urlencode(const char *s) __attribute__((returns_nonnull));                              /* caller frees */
+/* caller frees */
+char *e2e_urlencode(const char *s) __attribute__((returns_nonnull));
 /* Replace every occurrence of `needle` in `hay` with `with` (caller frees). */
-char *e2e_replace(const char *hay, const char *needle, const char *with) __attribute__((returns_nonnull));
+char *e2e_replace(const char *hay, const char *needle, const char *with)
+    __attribute__((returns_nonnull));
 
 /* ---- tokens (JWT) ---- */
 
@@ -250,5 +253,8 @@ bool e2e_port_open(int port);
  * (caller frees). Returns the wait status, or -1 (timeout: killed). */
 int e2e_run(const char *const *args, const char *const *env, char **out, int timeout_ms);
 const char *e2e_todo_bin(void);
+/* "exited with status N" / "killed by signal N" / "did not exit" (-1), for
+ * messages (static buffer per thread). */
+const char *e2e_status_text(int wstatus);
 
 #endif

@@ -239,6 +239,16 @@ Test(list, q_matches_literally)
     cr_assert_eq(count_q(&u, "'"), 1);
     cr_assert_eq(count_q(&u, "\"quoted\""), 1);
     cr_assert_eq(count_q(&u, "*"), 0);
+    /* SQL-looking input is data, not SQL */
+    cr_assert_eq(count_q(&u, "' OR '1'='1"), 0);
+    cr_assert_eq(count_q(&u, "%' OR 1=1 --"), 0);
+    cr_assert_eq(count_q(&u, "\\") + count_q(&u, "done"), 3);
+    json_t *t = e2e_todo_new(&u, "Robert'); DROP TABLE todos;--");
+    cr_assert_eq(count_q(&u, "'); DROP"), 1);
+    json_t *p = list(&u, "limit=1000");
+    cr_assert_eq(e2e_int(p, "total"), 9, "%s", "the table is still there, with every todo");
+    json_decref(p);
+    json_decref(t);
     free_ids(ids, 8);
 }
 

@@ -262,8 +262,8 @@ static void expect_help(const char *const *args)
 {
     char *out = NULL;
     int st = e2e_run(args, NULL, &out, 10000);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "todo %s %s: status %d: %s",
-              args[0], args[1] ? args[1] : "", st, out ? out : "");
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "todo %s %s: %s: %s",
+              args[0], args[1] ? args[1] : "", e2e_status_text(st), out ? out : "");
     for (int i = 0; env_vars[i]; i++)
         cr_assert(strstr(out, env_vars[i]), "todo %s %s does not document %s:\n%s", args[0],
                   args[1] ? args[1] : "", env_vars[i], out);
@@ -302,8 +302,8 @@ static void expect_config_error(const char *kv, const char *var, bool with_port)
         cr_assert_fail("%s: the server kept running (listening: %d): %s", kv, open_, out);
     }
     e2e_server_cleanup(&s);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: want a non-zero exit, got status %d",
-              kv, st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: want a non-zero exit, it %s",
+              kv, e2e_status_text(st));
     cr_assert(strstr(out, var), "%s: the message does not name %s: %s", kv, var, out);
     cr_assert(!strstr(out, "msg=listening") && !strstr(out, "msg=\"listening\""),
               "%s: it listened before failing: %s", kv, out);
@@ -383,7 +383,8 @@ Test(ops, dotenv_is_read_and_environment_wins, .timeout = 60)
     e2e_server_cleanup(&s);
     cr_assert_eq(exp, 7 * 60, "expires_in %lld: ACCESS_TOKEN_EXPIRE_MINUTES from .env not used",
                  exp);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM the server %s",
+              e2e_status_text(st));
 }
 
 Test(ops, missing_secret_key_warns_and_still_works, .timeout = 60)
@@ -456,7 +457,8 @@ Test(ops, defaults_without_any_configuration, .timeout = 60)
     cr_assert(created, "./todo.db was not created in the working directory");
     cr_assert_eq(ready, 200, "schema applied on first start: /readyz %ld", ready);
     cr_assert(strstr(text, "SECRET_KEY"), "no SECRET_KEY warning: %s", text);
-    cr_assert(ex != -1 && WIFEXITED(ex) && WEXITSTATUS(ex) == 0, "exit %d", ex);
+    cr_assert(ex != -1 && WIFEXITED(ex) && WEXITSTATUS(ex) == 0, "after SIGTERM the server %s",
+              e2e_status_text(ex));
     free(text);
     free(addr);
     free(db);
@@ -531,7 +533,8 @@ Test(ops, log_level_error_silences_access_log, .timeout = 60)
     cr_assert(up, "LOG_LEVEL=error: never listened on %d: %s", port, text);
     cr_assert_eq(status, 200);
     cr_assert(!strstr(text, "level=info"), "LOG_LEVEL=error still logs info lines: %s", text);
-    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", st);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM the server %s",
+              e2e_status_text(st));
     free(text);
 }
 
@@ -566,8 +569,8 @@ static void expect_clean_exit(struct e2e_server *s, int sig)
     int st = e2e_server_stop(s, sig, 15000);
     char *text = e2e_read_file(s->log, NULL);
     cr_assert(st != -1, "no exit within 15 s of signal %d: %s", sig, text);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "signal %d: exit status %d: %s", sig, st,
-              text);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "after signal %d the server %s: %s", sig,
+              e2e_status_text(st), text);
     free(text);
 }
 
@@ -713,8 +716,8 @@ Test(ops, sigterm_finishes_requests_in_flight, .timeout = 90)
                  "server log (end):\n%s", ok, INFLIGHT, first_bad,
                  tl > 3000 ? text + tl - 3000 : text);
     cr_assert(waited == 0, "no exit within 15 s of SIGTERM");
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d after SIGTERM: %s", st,
-              text);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM the server %s: %s",
+              e2e_status_text(st), text);
     free(text);
 }
 

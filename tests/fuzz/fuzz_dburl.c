@@ -42,17 +42,24 @@ static int hexval(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* libpq's reading of a parameter name: percent-decoded, '+' stays '+'. */
+/* libpq's reading of a parameter name: raw spaces around it dropped (libpq
+ * 17 does), percent-decoded, '+' stays '+'; %00 makes libpq reject the URL. */
 static bool name_is_password(const char *s, size_t len)
 {
     char name[16];
     size_t n = 0;
+    while (len > 0 && s[len - 1] == ' ')
+        len--;
+    for (; len > 0 && *s == ' '; len--)
+        s++;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         }
+        if (c == '\0')
+            return false;
         if (n == sizeof(name) - 1)
             return false;
         name[n++] = c;

@@ -1,103 +1,21 @@
 /*
- * store/pg_conn against a real PostgreSQL server: a throwaway cluster that
- * this test starts with scripts/pg-test-cluster in ReportHook(PRE_ALL) and
- * removes in POST_ALL (its URL reaches the test processes through
- * PG_CONN_TEST_URL). PG_TEST_URL, when set, names an existing server
- * instead. Without the PostgreSQL binaries every test skips itself, saying
- * so.
+ * store/pg_conn against a real PostgreSQL server (tests/store/pg_cluster.h).
  *
  * Every test drives its own h2o evloop until a condition holds or a
  * deadline passes (a hang is a failure, not a stuck run).
  */
 #include <criterion/criterion.h>
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "pg_cluster.h"
 #include "store/pg_conn.h"
 
 #define DEADLINE_MS 15000
-
-/* ---- the cluster (runner process) -------------------------------------- */
-
-static char cluster_dir[PATH_MAX];
-static char cluster_script[PATH_MAX];
-
-/* scripts/pg-test-cluster: $PG_TEST_CLUSTER, or found from the build dir
- * (TEST_TMPDIR is <build>/tests) and this file's path relative to it. */
-static const char *find_script(void)
-{
-    const char *env = getenv("PG_TEST_CLUSTER");
-    const char *tmp = getenv("TEST_TMPDIR");
-    const char *candidates[3] = {env, NULL, "scripts/pg-test-cluster"};
-    char derived[PATH_MAX];
-
-    if (tmp != NULL) {
-        /* __FILE__ is "<src relative to build>/tests/store/pg_conn_test.c". */
-        snprintf(derived, sizeof(derived), "%s/../%.*s/scripts/pg-test-cluster", tmp,
-                 (int)(strstr(__FILE__, "tests/store/") - __FILE__), __FILE__);
-        candidates[1] = derived;
-    }
-    for (int i = 0; i < 3; i++) {
-        if (candidates[i] != NULL && access(candidates[i], X_OK) == 0 &&
-            realpath(candidates[i], cluster_script) != NULL)
-            return cluster_script;
-    }
-    return NULL;
-}
-
-static int run_script(const char *cmd, char *out, size_t outlen)
-{
-    char line[PATH_MAX * 2 + 32];
-    FILE *p;
-    int rc;
-
-    snprintf(line, sizeof(line), "'%s' %s '%s'", cluster_script, cmd, cluster_dir);
-    p = popen(line, "r");
-    if (p == NULL)
-        return -1;
-    if (out != NULL && fgets(out, (int)outlen, p) != NULL)
-        out[strcspn(out, "\n")] = '\0';
-    rc = pclose(p);
-    return rc == 0 ? 0 : -1;
-}
-
-ReportHook(PRE_ALL)(struct criterion_test_set *set)
-{
-    char url[512] = "";
-
-    (void)set;
-    if (getenv("PG_TEST_URL") != NULL) {
-        setenv("PG_CONN_TEST_URL", getenv("PG_TEST_URL"), 1);
-        return;
-    }
-    if (access("/usr/lib/postgresql/15/bin/initdb", X_OK) != 0 && getenv("PG_BINDIR") == NULL) {
-        fprintf(stderr, "pg_conn_test: no PostgreSQL binaries (postgresql-15): skipping\n");
-        return;
-    }
-    if (find_script() == NULL) {
-        fprintf(stderr, "pg_conn_test: scripts/pg-test-cluster not found (set PG_TEST_CLUSTER)\n");
-        return;
-    }
-    snprintf(cluster_dir, sizeof(cluster_dir), "/tmp/todo-pgconn-XXXXXX");
-    if (mkdtemp(cluster_dir) == NULL || run_script("start", url, sizeof(url)) != 0) {
-        fprintf(stderr, "pg_conn_test: cannot start a cluster in %s\n", cluster_dir);
-        setenv("PG_CONN_TEST_URL", "failed", 1);
-        return;
-    }
-    setenv("PG_CONN_TEST_URL", url, 1);
-}
-
-ReportHook(POST_ALL)(struct criterion_global_stats *stats)
-{
-    (void)stats;
-    if (cluster_dir[0] != '\0')
-        run_script("stop", NULL, 0);
-}
 
 /* ---- per test ----------------------------------------------------------- */
 
@@ -110,10 +28,7 @@ static int cb_inside_call;
 
 static void setup(void)
 {
-    url = getenv("PG_CONN_TEST_URL");
-    if (url == NULL)
-        cr_skip_test("no PostgreSQL for this test (see the runner's message)");
-    cr_assert_str_neq(url, "failed", "the test cluster did not start");
+    url = pg_cluster_url();
     loop = h2o_evloop_create();
     h2o_timeout_init(loop, &zero, 0);
     ready_calls = broken_calls = cb_inside_call = 0;
@@ -194,12 +109,19 @@ static struct pg_conn *connect_ok(bool prepared)
     return c;
 }
 
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 /* A blocking side connection, for setting up and checking from outside. */
 static PGconn *side(void)
 {
     PGconn *pg = PQconnectdb(url);
 
     cr_assert_eq(PQstatus(pg), CONNECTION_OK, "side connection: %s", PQerrorMessage(pg));
+    PQsetNoticeProcessor(pg, quiet, NULL);
     return pg;
 }
 

@@ -1,0 +1,533 @@
+/*
+ * The PostgreSQL backend (store_pg.c) on a real server
+ * (tests/store/pg_cluster.h): what the backend-neutral conformance suite
+ * cannot show — migrations in PostgreSQL, values independent of session
+ * settings, reads retried after a lost connection, killed backends under a
+ * write load, a database that is down and comes back.
+ *
+ * The backend is driven through its vtable (store_backend_pg) and the
+ * store.h wrappers, so these tests do not depend on the registry in store.c.
+ */
+#include <criterion/criterion.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate/migrate.h"
+#include "model/timefmt.h"
+#include "model/uuid.h"
+#include "pg_cluster.h"
+#include "store/store_pg.h"
+
+#define T0 1800000000000LL
+#define DEADLINE_MS 30000
+
+static struct store S;
+static h2o_loop_t *loop;
+static struct store_worker *W;
+static char dbname[64]; /* a database of this test's own, or "" */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+static PGconn *side_to(const char *url)
+{
+    PGconn *pg = PQconnectdb(url);
+
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK, "side connection: %s", PQerrorMessage(pg));
+    PQsetNoticeProcessor(pg, quiet, NULL);
+    return pg;
+}
+
+static void side_exec(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static char *side_text(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    char *v;
+
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1, "%s", sql);
+    v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* The cluster's URL with another database name. */
+static void url_for(const char *db, char *out, size_t outlen)
+{
+    const char *url = pg_cluster_url();
+    const char *slash = strrchr(url, '/');
+
+    snprintf(out, outlen, "%.*s/%s", (int)(slash - url), url, db);
+}
+
+/* A fresh database for this test (dropped in teardown); its URL. */
+static void fresh_database(char *url, size_t urllen)
+{
+    PGconn *pg = side_to(pg_cluster_url());
+    char sql[128];
+
+    snprintf(dbname, sizeof(dbname), "t_%d_%lld", (int)getpid(), (long long)mono_ms());
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+    side_exec(pg, sql);
+    PQfinish(pg);
+    url_for(dbname, url, urllen);
+}
+
+static void open_store(const char *url)
+{
+    char err[512];
+
+    S = (struct store){._be = &store_backend_pg};
+    cr_assert_eq(store_backend_pg.open(&S, url, err, sizeof(err)), 0, "open: %s", err);
+}
+
+static int migrate(char *err, size_t errlen)
+{
+    struct migrate_db db;
+
+    store_backend_pg.migrate_db(&S, &db);
+    return migrate_up(&db, err, errlen);
+}
+
+static void attach(void)
+{
+    W = store_backend_pg.worker_attach(&S, loop);
+    cr_assert_not_null(W);
+}
+
+static void setup(void)
+{
+    cr_assert(sodium_init() >= 0);
+    dbname[0] = '\0';
+    W = NULL;
+    S._priv = NULL;
+    loop = h2o_evloop_create();
+}
+
+static void teardown(void)
+{
+    if (W != NULL) {
+        store_backend_pg.worker_detach(W);
+        W = NULL;
+    }
+    if (S._priv != NULL)
+        store_backend_pg.close(&S);
+    h2o_evloop_run(loop, 0);
+    h2o_evloop_destroy(loop);
+    if (dbname[0] != '\0' && getenv("PG_CLUSTER_TEST_URL") != NULL) {
+        PGconn *pg = PQconnectdb(getenv("PG_CLUSTER_TEST_URL"));
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+        PQclear(PQexec(pg, sql));
+        PQfinish(pg);
+    }
+}
+
+TestSuite(store_pg, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- completions -------------------------------------------------------- */
+
+struct box {
+    int calls;
+    int status;
+    char message[256];
+    bool has_todo;
+    struct todo todo; /* strings not kept */
+    int64_t user_created_at;
+    char title[64];
+};
+
+static void on_done(void *ctx, const struct store_result *res)
+{
+    struct box *b = ctx;
+
+    b->calls++;
+    b->status = res->status;
+    snprintf(b->message, sizeof(b->message), "%s", res->message != NULL ? res->message : "");
+    if (res->todo != NULL) {
+        b->has_todo = true;
+        b->todo = *res->todo;
+        snprintf(b->title, sizeof(b->title), "%s", res->todo->title);
+        b->todo.title = NULL;
+        b->todo.description = NULL;
+    }
+    if (res->user != NULL)
+        b->user_created_at = res->user->created_at_ms;
+}
+
+static void wait_for(const int *calls, int n, int64_t ms)
+{
+    int64_t end = mono_ms() + ms;
+
+    while (*calls < n) {
+        cr_assert_lt(mono_ms(), end, "timed out: %d of %d completions", *calls, n);
+        h2o_evloop_run(loop, 10);
+    }
+}
+
+/* Submit and wait: the status, or the submit's negative return. */
+#define RUN(b, call)                                                                               \
+    ({                                                                                             \
+        int rc_ = (call);                                                                          \
+        cr_assert_eq((b)->calls, 0, "done ran inside the submit call");                            \
+        if (rc_ == 0)                                                                              \
+            wait_for(&(b)->calls, 1, DEADLINE_MS);                                                 \
+        rc_ == 0 ? (b)->status : rc_;                                                              \
+    })
+
+static void make_user(char id[UUID_STR_LEN + 1], int64_t now)
+{
+    char email[96];
+    struct box b = {0};
+
+    uuid_v7(timefmt_now_ms(), id);
+    snprintf(email, sizeof(email), "u-%s@example.test", id);
+    struct user_new u = {.id = id, .email = email, .password_hash = "$argon2id$x", .now_ms = now};
+    cr_assert_eq(RUN(&b, store_user_create(W, &u, on_done, &b, NULL)), STORE_OK, "%s", b.message);
+}
+
+static int create_todo(const char *user, const char *id, const char *title, int64_t now,
+                       struct box *b)
+{
+    char copy[64];
+    struct todo_patch p = {.has_title = true, .has_description = true, .has_completed = true,
+                           .completed = true, .title = copy};
+
+    snprintf(copy, sizeof(copy), "%s", title);
+    struct todo_write wr = {.user_id = user, .id = id, .patch = &p,
+                            .if_match = STORE_IF_MATCH_NONE, .now_ms = now};
+    return store_todo_create(W, &wr, on_done, b, NULL);
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+Test(store_pg, migrations_create_native_types_once)
+{
+    char url[512], err[512];
+    size_t n = 0;
+    int64_t version = -1;
+
+    migrate_embedded("postgres", &n);
+    cr_assert_gt(n, 0);
+    fresh_database(url, sizeof(url));
+    open_store(url);
+    cr_assert_eq(store_backend_pg.schema_version(&S, &version), STORE_OK);
+    cr_assert_eq(version, 0, "nothing applied yet");
+    cr_assert_eq(migrate(err, sizeof(err)), (int)n, "%s", err);
+    cr_assert_eq(store_backend_pg.schema_version(&S, &version), STORE_OK);
+    cr_assert_eq(version, migrate_latest_version("postgres"));
+    cr_assert_eq(migrate(err, sizeof(err)), 0, "a second run applies nothing: %s", err);
+
+    PGconn *pg = side_to(url);
+    static const char *const want[][2] = {
+        {"id", "uuid"},           {"user_id", "uuid"},      {"title", "character varying"},
+        {"description", "text"},  {"completed", "boolean"}, {"completed_at", "timestamp with time zone"},
+        {"created_at", "timestamp with time zone"},         {"version", "integer"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT data_type FROM information_schema.columns"
+                 " WHERE table_name = 'todos' AND column_name = '%s'",
+                 want[i][0]);
+        char *type = side_text(pg, sql);
+        cr_expect_str_eq(type, want[i][1], "todos.%s", want[i][0]);
+        free(type);
+    }
+    char *checksum = side_text(pg, "SELECT checksum FROM schema_migrations WHERE version = 1");
+    cr_assert_eq(strlen(checksum), 64);
+    free(checksum);
+    PQfinish(pg);
+}
+
+struct starter {
+    const char *url;
+    int applied;
+    char err[512];
+};
+
+static void *start_one(void *arg)
+{
+    struct starter *st = arg;
+    struct store s = {._be = &store_backend_pg};
+    struct migrate_db db;
+
+    if (store_backend_pg.open(&s, st->url, st->err, sizeof(st->err)) != 0) {
+        st->applied = -2;
+        return NULL;
+    }
+    store_backend_pg.migrate_db(&s, &db);
+    st->applied = migrate_up(&db, st->err, sizeof(st->err));
+    store_backend_pg.close(&s);
+    return NULL;
+}
+
+Test(store_pg, concurrent_starters_apply_each_migration_once)
+{
+    char url[512];
+    struct starter st[4];
+    pthread_t th[4];
+    size_t n = 0;
+    int total = 0;
+
+    migrate_embedded("postgres", &n);
+    fresh_database(url, sizeof(url));
+    for (int i = 0; i < 4; i++) {
+        st[i] = (struct starter){.url = url};
+        cr_assert_eq(pthread_create(&th[i], NULL, start_one, &st[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_geq(st[i].applied, 0, "starter %d: %s", i, st[i].err);
+        total += st[i].applied;
+    }
+    cr_assert_eq(total, (int)n);
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+/* Timestamps and booleans come back exactly whatever the session's
+ * TimeZone and DateStyle (set here as the database's defaults). */
+Test(store_pg, values_do_not_depend_on_session_settings)
+{
+    char url[512], err[512], user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1];
+    static const int64_t times[] = {T0 + 123, -1, 0, 1, 253402300799999LL, -62135596800000LL};
+    PGconn *pg;
+    char sql[256];
+
+    fresh_database(url, sizeof(url));
+    pg = side_to(pg_cluster_url());
+    snprintf(sql, sizeof(sql),
+             "ALTER DATABASE %s SET timezone = 'Asia/Kathmandu'; ALTER DATABASE %s SET"
+             " datestyle = 'SQL, DMY'",
+             dbname, dbname);
+    side_exec(pg, sql);
+    PQfinish(pg);
+    open_store(url);
+    cr_assert_geq(migrate(err, sizeof(err)), 0, "%s", err);
+    attach();
+    make_user(user, T0);
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        struct box b = {0}, g = {0};
+        uuid_v7(timefmt_now_ms(), id);
+        cr_assert_eq(RUN(&b, create_todo(user, id, "t", times[i], &b)), STORE_OK, "%s",
+                     b.message);
+        cr_assert_eq(RUN(&g, store_todo_get(W, user, id, on_done, &g, NULL)), STORE_OK);
+        cr_assert_eq(g.todo.created_at_ms, times[i], "time %zu", i);
+        cr_assert_eq(g.todo.updated_at_ms, times[i]);
+        cr_assert(g.todo.completed && g.todo.has_completed_at);
+        cr_assert_eq(g.todo.completed_at_ms, times[i]);
+    }
+    /* And what the server stored is the UTC instant, not a local reading. */
+    pg = side_to(url);
+    snprintf(sql, sizeof(sql),
+             "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
+             " FROM todos WHERE user_id = '%s' ORDER BY created_at DESC LIMIT 1",
+             user);
+    char *text = side_text(pg, sql);
+    cr_assert_str_eq(text, "9999-12-31T23:59:59.999");
+    free(text);
+    PQfinish(pg);
+}
+
+/* ---- pipelining and failures -------------------------------------------- */
+
+static void open_default(void)
+{
+    char err[512];
+
+    open_store(pg_cluster_url());
+    cr_assert_geq(migrate(err, sizeof(err)), 0, "%s", err);
+    attach();
+}
+
+Test(store_pg, many_reads_of_one_iteration_complete)
+{
+    char user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1];
+    enum { N = 500 };
+    static struct box b[N];
+    struct box c = {0};
+    int done = 0;
+
+    open_default();
+    make_user(user, T0);
+    uuid_v7(timefmt_now_ms(), id);
+    cr_assert_eq(RUN(&c, create_todo(user, id, "shared", T0, &c)), STORE_OK);
+    memset(b, 0, sizeof(b));
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(store_todo_get(W, user, id, on_done, &b[i], NULL), 0);
+    cr_assert_eq(store_worker_outstanding(W), N);
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while (done < N) {
+        cr_assert_lt(mono_ms(), end);
+        h2o_evloop_run(loop, 10);
+        done = 0;
+        for (int i = 0; i < N; i++)
+            done += b[i].calls;
+    }
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(b[i].calls, 1);
+        cr_assert_eq(b[i].status, STORE_OK, "read %d: %s", i, b[i].message);
+        cr_assert_str_eq(b[i].title, "shared");
+    }
+    cr_assert_eq(store_worker_outstanding(W), 0);
+}
+
+/* Kill every backend of this database except the caller's. */
+static void kill_backends(void)
+{
+    PGconn *pg = side_to(pg_cluster_url());
+
+    side_exec(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                  " AND application_name = 'todo'");
+    PQfinish(pg);
+}
+
+Test(store_pg, a_read_on_a_killed_connection_is_retried)
+{
+    char user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1];
+    struct box b = {0}, c = {0};
+
+    open_default();
+    make_user(user, T0);
+    uuid_v7(timefmt_now_ms(), id);
+    cr_assert_eq(RUN(&c, create_todo(user, id, "survives", T0, &c)), STORE_OK);
+    kill_backends();
+    usleep(50 * 1000);
+    /* The loop has not seen the deaths yet: the read goes to a dead
+     * connection, fails, and is retried on a new one. */
+    cr_assert_eq(RUN(&b, store_todo_get(W, user, id, on_done, &b, NULL)), STORE_OK, "%s",
+                 b.message);
+    cr_assert_str_eq(b.title, "survives");
+}
+
+Test(store_pg, killed_backends_under_a_write_load)
+{
+    char user[UUID_STR_LEN + 1];
+    enum { N = 600 };
+    static struct box b[N];
+    static char ids[N][UUID_STR_LEN + 1];
+    int submitted = 0, completed = 0, ok = 0, unavailable = 0;
+    bool killed = false;
+
+    open_default();
+    make_user(user, T0);
+    memset(b, 0, sizeof(b));
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while (completed < N) {
+        cr_assert_lt(mono_ms(), end, "hung: %d of %d answered", completed, N);
+        while (submitted < N && submitted - completed < 64) {
+            uuid_v7(timefmt_now_ms(), ids[submitted]);
+            int rc = create_todo(user, ids[submitted], "load", T0 + submitted, &b[submitted]);
+            if (rc != 0) { /* the pool is down for a moment: answered at once */
+                b[submitted].calls = 1;
+                b[submitted].status = rc;
+            }
+            submitted++;
+        }
+        if (!killed && completed >= N / 3) {
+            kill_backends();
+            killed = true;
+        }
+        h2o_evloop_run(loop, 10);
+        completed = 0;
+        for (int i = 0; i < submitted; i++)
+            completed += b[i].calls > 0;
+    }
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(b[i].calls, 1, "write %d answered %d times", i, b[i].calls);
+        cr_assert(b[i].status == STORE_OK || b[i].status == STORE_UNAVAILABLE,
+                  "write %d: %s (%s)", i, store_strerror(b[i].status), b[i].message);
+        ok += b[i].status == STORE_OK;
+        unavailable += b[i].status == STORE_UNAVAILABLE;
+    }
+    cr_assert_gt(ok, N / 3, "most writes succeed");
+    /* Every acknowledged write is there. */
+    for (int i = 0; i < N; i++) {
+        if (b[i].status != STORE_OK)
+            continue;
+        struct box g = {0};
+        cr_assert_eq(RUN(&g, store_todo_get(W, user, ids[i], on_done, &g, NULL)), STORE_OK,
+                     "acknowledged write %d is missing", i);
+    }
+    /* And the store has recovered by itself. */
+    struct box after = {0};
+    char id[UUID_STR_LEN + 1];
+    uuid_v7(timefmt_now_ms(), id);
+    cr_assert_eq(RUN(&after, create_todo(user, id, "after", T0, &after)), STORE_OK, "%s",
+                 after.message);
+    fprintf(stderr, "store_pg: %d ok, %d unavailable after killing the backends\n", ok,
+            unavailable);
+}
+
+Test(store_pg, database_down_then_up_without_reattaching)
+{
+    char user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1];
+    struct box b = {0};
+    int rc;
+
+    if (!pg_cluster_owned())
+        cr_skip_test("PG_TEST_URL names a server this test must not stop");
+    open_default();
+    make_user(user, T0);
+    store_backend_pg.worker_detach(W);
+    W = NULL;
+    pg_cluster_halt();
+    attach();
+    /* Down: answered UNAVAILABLE quickly, never a hang. */
+    int64_t started = mono_ms();
+    rc = store_ping(W, on_done, &b, NULL);
+    if (rc == 0) {
+        wait_for(&b.calls, 1, 10000);
+        rc = b.status;
+    }
+    cr_assert_eq(rc, STORE_UNAVAILABLE);
+    cr_assert_lt(mono_ms() - started, 10000);
+    pg_cluster_start();
+    /* Up again: the same worker becomes ready by itself. */
+    int64_t end = mono_ms() + DEADLINE_MS;
+    for (;;) {
+        struct box p = {0};
+        rc = store_ping(W, on_done, &p, NULL);
+        if (rc == 0) {
+            wait_for(&p.calls, 1, DEADLINE_MS);
+            rc = p.status;
+        }
+        if (rc == STORE_OK)
+            break;
+        cr_assert_lt(mono_ms(), end, "never became ready");
+        for (int i = 0; i < 20; i++)
+            h2o_evloop_run(loop, 10);
+    }
+    struct box c = {0};
+    uuid_v7(timefmt_now_ms(), id);
+    cr_assert_eq(RUN(&c, create_todo(user, id, "after restart", T0, &c)), STORE_OK, "%s",
+                 c.message);
+}
