@@ -625,3 +625,20 @@ void pg_conn_advance(struct pg_conn *c)
 {
     advance(c, false);
 }
+
+bool pg_conn_host_is_pooler(const char *conninfo)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    bool pooler = false;
+
+    if (opts == NULL)
+        return false;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "host") != 0 || o->val == NULL)
+            continue;
+        size_t label = strcspn(o->val, ".,");
+        pooler = label >= 7 && strncmp(o->val + label - 7, "-pooler", 7) == 0;
+    }
+    PQconninfoFree(opts);
+    return pooler;
+}

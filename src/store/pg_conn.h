@@ -133,6 +133,13 @@ __attribute__((warn_unused_result)) int pg_conn_sync(struct pg_conn *c, struct p
  * queued until then (one write() for all of them). */
 void pg_conn_sync_later(struct pg_conn *c);
 
+/* True when the first host of `conninfo` (URI or key=value) is a Neon
+ * pooler endpoint: its first label ends in "-pooler"
+ * ("ep-cool-name-123456-pooler.us-east-2.aws.neon.tech"). Such an endpoint
+ * is PgBouncer in transaction mode, which cannot keep named prepared
+ * statements. Any thread. */
+bool pg_conn_host_is_pooler(const char *conninfo);
+
 /* Drive the state machine now (what socket events do): for tests and for
  * owners that changed something outside a callback. */
 void pg_conn_advance(struct pg_conn *c);

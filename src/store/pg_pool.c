@@ -40,6 +40,7 @@ struct pg_pool {
     unsigned connecting; /* attempts in progress */
     bool down;           /* the last attempt failed and none succeeded since */
     h2o_linklist_t waiters[2]; /* by kind */
+    size_t nwaiters[2];
     uint64_t rng;
     char error[256];
 };
@@ -101,9 +102,15 @@ static struct pg_pool_waiter *first_waiter(struct pg_pool *p, enum pg_pool_kind 
                                     : H2O_STRUCT_FROM_MEMBER(struct pg_pool_waiter, _link, l->next);
 }
 
-static void answer(struct pg_pool_waiter *wt, struct pg_conn *c)
+static void unqueue(struct pg_pool *p, struct pg_pool_waiter *wt)
 {
     h2o_linklist_unlink(&wt->_link);
+    p->nwaiters[wt->_kind]--;
+}
+
+static void answer(struct pg_pool *p, struct pg_pool_waiter *wt, struct pg_conn *c)
+{
+    unqueue(p, wt);
     wt->cb(wt, c);
 }
 
@@ -114,10 +121,10 @@ static void serve_waiters(struct pg_pool *p)
     struct pg_conn *c;
 
     while ((wt = first_waiter(p, PG_POOL_READER)) != NULL && (c = pg_pool_reader(p)) != NULL)
-        answer(wt, c);
+        answer(p, wt, c);
     while ((wt = first_waiter(p, PG_POOL_WRITER)) != NULL &&
            (c = pg_pool_take_writer(p)) != NULL)
-        answer(wt, c);
+        answer(p, wt, c);
 }
 
 static void fail_waiters(struct pg_pool *p, enum pg_pool_kind kind)
@@ -125,7 +132,7 @@ static void fail_waiters(struct pg_pool *p, enum pg_pool_kind kind)
     struct pg_pool_waiter *wt;
 
     while ((wt = first_waiter(p, kind)) != NULL)
-        answer(wt, NULL);
+        answer(p, wt, NULL);
 }
 
 static void expire_waiters(struct pg_pool *p, uint64_t now)
@@ -135,7 +142,7 @@ static void expire_waiters(struct pg_pool *p, uint64_t now)
         while ((wt = first_waiter(p, (enum pg_pool_kind)k)) != NULL &&
                now - wt->_since >= p->o.timeout_ms) {
             set_error(p, "timed out waiting for a database connection");
-            answer(wt, NULL);
+            answer(p, wt, NULL);
         }
     }
 }
@@ -394,6 +401,11 @@ int pg_pool_wait(struct pg_pool *p, enum pg_pool_kind kind, struct pg_pool_waite
 {
     if (p->down && !kind_ready(p, kind))
         return -1;
+    if (p->o.max_waiters > 0 && p->nwaiters[kind] >= p->o.max_waiters) {
+        set_error(p, "too many requests waiting for a database connection");
+        return -1;
+    }
+    p->nwaiters[kind]++;
     wt->_kind = kind;
     wt->_since = h2o_now(p->loop);
     h2o_linklist_insert(&p->waiters[kind], &wt->_link);
@@ -403,9 +415,8 @@ int pg_pool_wait(struct pg_pool *p, enum pg_pool_kind kind, struct pg_pool_waite
 
 void pg_pool_cancel_wait(struct pg_pool *p, struct pg_pool_waiter *wt)
 {
-    (void)p;
     if (h2o_linklist_is_linked(&wt->_link))
-        h2o_linklist_unlink(&wt->_link);
+        unqueue(p, wt);
 }
 
 bool pg_pool_up(const struct pg_pool *p)

@@ -17,7 +17,8 @@
  * pointless, so pg_pool_wait refuses and queued waiters are answered with
  * NULL. While the database is down only one connection attempt runs at a time.
  *
- * Waiting: pg_pool_wait queues a waiter (FIFO per kind). Its callback runs
+ * Waiting: pg_pool_wait queues a waiter (FIFO per kind, at most
+ * `max_waiters`: beyond that it refuses, and the request gets a 503). Its callback runs
  * later, from the loop, exactly once: with a connection (a ready reader, or
  * a writer now held by the caller), or with NULL when the pool went down or
  * the wait exceeded `timeout_ms` (pg_pool_error() says why). Cancel with
@@ -45,6 +46,7 @@ struct pg_pool_options {
     unsigned nreaders;    /* >= 1 */
     unsigned nwriters;    /* >= 1 */
     uint64_t timeout_ms;  /* longest wait for a connection */
+    size_t max_waiters;   /* per kind; beyond it pg_pool_wait refuses (0: no cap) */
 };
 
 struct pg_pool;
@@ -73,8 +75,8 @@ struct pg_conn *pg_pool_take_writer(struct pg_pool *p);
  * replaces it. */
 void pg_pool_release_writer(struct pg_pool *p, struct pg_conn *c);
 
-/* Queue `wt` for a connection of `kind`. 0, or -1 when the pool is down
- * (nothing queued, the callback never runs). */
+/* Queue `wt` for a connection of `kind`. 0, or -1 when the pool is down or
+ * the queue is full (nothing queued, the callback never runs). */
 __attribute__((warn_unused_result)) int pg_pool_wait(struct pg_pool *p, enum pg_pool_kind kind,
                                                      struct pg_pool_waiter *wt);
 /* Unqueue a waiter whose callback has not run; no-op otherwise. */

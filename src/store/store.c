@@ -13,7 +13,7 @@
 #include "util/xalloc.h"
 
 /* The backends, picked by URL scheme. store_pg.c joins this list later. */
-static const struct store_backend *const backends[] = {&store_backend_sqlite, NULL};
+static const struct store_backend *const backends[] = {&store_backend_sqlite, &store_backend_pg, NULL};
 
 /* struct store as store.c allocates it: the public part first, then what
  * only this file touches. */

@@ -15,6 +15,7 @@
 #include "store/store.h"
 
 extern const struct store_backend store_backend_sqlite;
+extern const struct store_backend store_backend_pg;
 
 struct store__arena;
 

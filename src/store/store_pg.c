@@ -32,7 +32,6 @@
  *
  * This file exports only store_backend_pg.
  */
-#include "store/store_pg.h"
 
 #include <endian.h>
 #include <stdio.h>
@@ -54,6 +53,7 @@
 #define READ_RETRIES 2
 #define WRITE_ATTEMPTS 10
 #define POOL_TIMEOUT_MS 30000
+#define POOL_MAX_WAITERS 8192
 #define WRITERS_PER_WORKER 8
 #define READERS_PER_WORKER 1
 
@@ -1424,26 +1424,6 @@ static void build_list_stmts(struct pg_store *st)
     }
 }
 
-/* Named prepared statements, unless the host is a Neon pooler endpoint
- * (PgBouncer in transaction mode cannot keep them): its first label ends
- * in "-pooler". */
-static bool prepared_default(const char *conninfo)
-{
-    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-    bool prepared = true;
-
-    if (opts == NULL)
-        return true;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (strcmp(o->keyword, "host") != 0 || o->val == NULL)
-            continue;
-        size_t label = strcspn(o->val, ".,:");
-        prepared = !(label >= 7 && strncmp(o->val + label - 7, "-pooler", 7) == 0);
-    }
-    PQconninfoFree(opts);
-    return prepared;
-}
-
 static void pg_close(struct store *s)
 {
     struct pg_store *st = s->_priv;
@@ -1466,7 +1446,9 @@ static int pg_open(struct store *s, const char *conninfo, char *err, size_t errl
     }
     st = xcalloc(1, sizeof(*st));
     st->conninfo = xstrdup(conninfo);
-    st->prepared = prepared_default(conninfo);
+    /* Named prepared statements, unless PgBouncer in transaction mode is in
+     * between (it cannot keep them): a Neon pooler endpoint. */
+    st->prepared = !pg_conn_host_is_pooler(conninfo);
     build_list_stmts(st);
     s->_priv = st;
     st->admin = pg_admin_open(conninfo, err, errlen);
@@ -1505,6 +1487,7 @@ static struct store_worker *pg_worker_attach(struct store *s, h2o_loop_t *loop)
         .nreaders = READERS_PER_WORKER,
         .nwriters = WRITERS_PER_WORKER,
         .timeout_ms = POOL_TIMEOUT_MS,
+        .max_waiters = POOL_MAX_WAITERS,
     };
 
     w->super._store = s;

@@ -550,3 +550,25 @@ Test(pg_conn, a_callback_may_send_on_its_own_connection)
     cr_assert(first.order < chained.order);
     pg_conn_free(c);
 }
+
+Test(pg_conn, neon_pooler_hosts_are_recognised)
+{
+    static const struct {
+        const char *conninfo;
+        bool pooler;
+    } cases[] = {
+        {"postgresql://u:p@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/db", true},
+        {"postgresql://u:p@ep-cool-darkness-123456.us-east-2.aws.neon.tech/db", false},
+        {"postgres://ep-x-pooler/db?sslmode=require", true},
+        {"host=ep-x-pooler.eu-central-1.aws.neon.tech dbname=todo", true},
+        {"host=db.example.com,ep-x-pooler.example.com dbname=todo", false}, /* first host */
+        {"postgresql://127.0.0.1:5432/todo", false},
+        {"postgresql://pooler.example.com/todo", false},
+        {"postgresql://my-pooler-host.example.com/todo", false},
+        {"not a conninfo ===", false},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_assert_eq(pg_conn_host_is_pooler(cases[i].conninfo), cases[i].pooler, "%s",
+                     cases[i].conninfo);
+}

@@ -23,7 +23,7 @@
 #include "model/timefmt.h"
 #include "model/uuid.h"
 #include "pg_cluster.h"
-#include "store/store_pg.h"
+#include "store/store_int.h"
 
 #define T0 1800000000000LL
 #define DEADLINE_MS 30000
@@ -246,9 +246,14 @@ Test(store_pg, migrations_create_native_types_once)
 
     PGconn *pg = side_to(url);
     static const char *const want[][2] = {
-        {"id", "uuid"},           {"user_id", "uuid"},      {"title", "character varying"},
-        {"description", "text"},  {"completed", "boolean"}, {"completed_at", "timestamp with time zone"},
-        {"created_at", "timestamp with time zone"},         {"version", "integer"},
+        {"id", "uuid"},
+        {"user_id", "uuid"},
+        {"title", "character varying"},
+        {"description", "text"},
+        {"completed", "boolean"},
+        {"completed_at", "timestamp with time zone"},
+        {"created_at", "timestamp with time zone"},
+        {"version", "integer"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         char sql[256];
