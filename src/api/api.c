@@ -3,7 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth/token.h"
+#include "auth/token_cache.h"
 #include "http/respond.h"
 #include "http/router.h"
 #include "model/timefmt.h"
@@ -93,8 +93,8 @@ bool api_authenticate(struct reqctx *rc)
     }
     const struct app *app = rc->worker->app;
     struct token_claims claims;
-    if (token_verify(app->secret_key, app->secret_key_len, auth, len, timefmt_now_ms() / 1000,
-                     &claims) != 0) {
+    if (token_cache_verify(rc->worker->tokens, app->secret_key, app->secret_key_len, auth, len,
+                           timefmt_now_ms() / 1000, &claims) != 0) {
         respond_unauthorized(rc, "The token is invalid or has expired.");
         return false;
     }

@@ -23,8 +23,10 @@ const char cli_serve_usage[] =
     "\n"
     "Run the HTTP/JSON API (under /api/v1) until SIGTERM or SIGINT, then finish\n"
     "in-flight requests and exit 0. Configuration comes from environment\n"
-    "variables, then from a .env file in the working directory (the real\n"
-    "environment wins). On first start the database schema is created.\n"
+    "variables, then from the files .env.<APP_ENV> and .env in the working\n"
+    "directory (the real environment wins). On start the database schema is\n"
+    "created or updated; a PostgreSQL database that does not answer yet is\n"
+    "waited for in the background (/readyz answers 503 until then).\n"
     "\n"
     "Options:\n"
     "  -h, --help   show this help and exit\n"
@@ -58,7 +60,19 @@ static int serve(const struct config *cfg)
     int code = 1;
     struct offload *offload = NULL;
 
-    struct store *store = store_open(cfg->database_url, true, err, sizeof(err));
+    struct store_options so = {
+        .migrate = true,
+        .workers = (unsigned)cfg->workers,
+        .pool_size = (unsigned)cfg->pool_size,
+        .pool_max_overflow = (unsigned)cfg->pool_max_overflow,
+        .pool_timeout_ms = (unsigned)cfg->pool_timeout_s * 1000u,
+        .pool_recycle_s = (unsigned)cfg->pool_recycle_s,
+        .pool_pre_ping = cfg->pool_pre_ping,
+        .prepared = cfg->db_prepared_statements < 0    ? STORE_PREPARED_AUTO
+                    : cfg->db_prepared_statements == 0 ? STORE_PREPARED_OFF
+                                                       : STORE_PREPARED_ON,
+    };
+    struct store *store = store_open_opts(cfg->database_url, &so, err, sizeof(err));
     if (store == NULL) {
         fprintf(stderr, "todo serve: %s\n", err);
         goto out;

@@ -225,8 +225,9 @@ static int env_file_read(struct env_file *f, const char *path, char *err, size_t
 
 /* ---- lookup: environment first, then each file in order ---- */
 
+/* Looked up in order: the environment, then files[0], files[1]. */
 struct sources {
-    struct env_file files[1]; /* `.env`; the environment issue adds `.env.<APP_ENV>` first */
+    struct env_file files[2]; /* `.env.<APP_ENV>`, then `.env` */
     size_t nfiles;
 };
 
@@ -286,6 +287,31 @@ static int parse_int(const struct setting *s, long min, long max, int *out, char
     return 0;
 }
 
+/* ---- per-environment defaults ---- */
+
+static const struct env_defaults {
+    const char *name;
+    int pool_size;
+    int log_level;
+} env_defaults[] = {
+    {"development", 20, LOG_DEBUG},
+    {"staging", 10, LOG_INFO},
+    {"production", 20, LOG_INFO},
+};
+
+static const struct env_defaults *defaults_of(const struct config *cfg)
+{
+    for (size_t i = 0; i < sizeof(env_defaults) / sizeof(env_defaults[0]); i++)
+        if (cfg->app_env && strcmp(cfg->app_env, env_defaults[i].name) == 0)
+            return &env_defaults[i];
+    return &env_defaults[0];
+}
+
+static bool is_production(const struct config *cfg)
+{
+    return cfg->app_env && strcmp(cfg->app_env, "production") == 0;
+}
+
 typedef int parse_fn(struct config *cfg, const struct setting *s, char *err, size_t errlen);
 
 static int parse_app_env(struct config *cfg, const struct setting *s, char *err, size_t errlen)
@@ -300,6 +326,13 @@ static int parse_app_env(struct config *cfg, const struct setting *s, char *err,
     return bad_value(s, "one of development, staging, production", err, errlen);
 }
 
+/* require, verify-ca and verify-full insist on TLS; the others do not. */
+static bool sslmode_strong(const char *mode)
+{
+    return mode && (strcmp(mode, "require") == 0 || strcmp(mode, "verify-ca") == 0 ||
+                    strcmp(mode, "verify-full") == 0);
+}
+
 static int parse_database_url(struct config *cfg, const struct setting *s, char *err, size_t errlen)
 {
     struct dburl u;
@@ -310,9 +343,21 @@ static int parse_database_url(struct config *cfg, const struct setting *s, char 
             snprintf(err + used, errlen - used, "%s", origin(s, where, sizeof(where)));
         return -1;
     }
+    int rc = 0;
+    if (is_production(cfg) && u.kind == DBURL_POSTGRES && !sslmode_strong(u.sslmode)) {
+        char where[PATH_MAX + 32];
+        snprintf(err, errlen,
+                 "DATABASE_URL: in production the connection to PostgreSQL must use TLS, but "
+                 "sslmode is %s%s; fix: add sslmode=require (or sslmode=verify-full with "
+                 "sslrootcert=/path/to/ca.pem) to the URL's query, e.g. ...?sslmode=require",
+                 u.sslmode ? u.sslmode : "unset (libpq's default: prefer)",
+                 origin(s, where, sizeof(where)));
+        rc = -1;
+    }
     dburl_free(&u);
-    cfg->database_url = xstrdup(s->value);
-    return 0;
+    if (rc == 0)
+        cfg->database_url = xstrdup(s->value);
+    return rc;
 }
 
 static int parse_host(struct config *cfg, const struct setting *s, char *err, size_t errlen)
@@ -346,6 +391,17 @@ static int parse_secret_key(struct config *cfg, const struct setting *s, char *e
                  origin(s, where, sizeof(where)));
         return -1;
     }
+    if (is_production(cfg) && (!s->value || strlen(s->value) < CONFIG_SECRET_KEY_MIN_PRODUCTION)) {
+        char len[64] = "unset";
+        if (s->value)
+            snprintf(len, sizeof(len), "only %zu bytes", strlen(s->value));
+        snprintf(err, errlen,
+                 "SECRET_KEY: is %s%s, and production needs at least %d random bytes to sign "
+                 "tokens; fix: set SECRET_KEY, e.g. SECRET_KEY=$(openssl rand -hex 32)",
+                 len, s->value ? origin(s, where, sizeof(where)) : "",
+                 CONFIG_SECRET_KEY_MIN_PRODUCTION);
+        return -1;
+    }
     if (s->value) {
         cfg->secret_key_len = strlen(s->value);
         cfg->secret_key = xmalloc(cfg->secret_key_len);
@@ -370,6 +426,10 @@ static int parse_expire(struct config *cfg, const struct setting *s, char *err, 
 
 static int parse_log_level(struct config *cfg, const struct setting *s, char *err, size_t errlen)
 {
+    if (!s->value) {
+        cfg->log_level = defaults_of(cfg)->log_level;
+        return 0;
+    }
     int level = log_level_parse(s->value);
     if (level < 0)
         return bad_value(s, "one of debug, info, warning, error", err, errlen);
@@ -377,65 +437,186 @@ static int parse_log_level(struct config *cfg, const struct setting *s, char *er
     return 0;
 }
 
-/* Every variable once: name, value when unset (NULL: the parser decides),
- * the default as documented, parser, meaning. APP_ENV comes first so later
- * parsers can depend on it. */
+/* true/false, also 1/0, yes/no, on/off, in any case. */
+static int parse_bool(const struct setting *s, bool *out, char *err, size_t errlen)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no",
+                                                                                 "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s->value, yes[i]) == 0 || strcasecmp(s->value, no[i]) == 0) {
+            *out = strcasecmp(s->value, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return bad_value(s, "true or false", err, errlen);
+}
+
+static int parse_pool_size(struct config *cfg, const struct setting *s, char *err, size_t errlen)
+{
+    if (!s->value) {
+        cfg->pool_size = defaults_of(cfg)->pool_size;
+        return 0;
+    }
+    return parse_int(s, 1, 10000, &cfg->pool_size, err, errlen);
+}
+
+static int parse_pool_overflow(struct config *cfg, const struct setting *s, char *err,
+                               size_t errlen)
+{
+    return parse_int(s, 0, 10000, &cfg->pool_max_overflow, err, errlen);
+}
+
+static int parse_pool_timeout(struct config *cfg, const struct setting *s, char *err, size_t errlen)
+{
+    return parse_int(s, 1, 3600, &cfg->pool_timeout_s, err, errlen);
+}
+
+static int parse_pool_recycle(struct config *cfg, const struct setting *s, char *err, size_t errlen)
+{
+    return parse_int(s, 0, 604800, &cfg->pool_recycle_s, err, errlen);
+}
+
+static int parse_pool_pre_ping(struct config *cfg, const struct setting *s, char *err,
+                               size_t errlen)
+{
+    return parse_bool(s, &cfg->pool_pre_ping, err, errlen);
+}
+
+static int parse_prepared(struct config *cfg, const struct setting *s, char *err, size_t errlen)
+{
+    bool on = false;
+
+    if (strcasecmp(s->value, "auto") == 0) {
+        cfg->db_prepared_statements = -1;
+        return 0;
+    }
+    if (parse_bool(s, &on, err, errlen) != 0)
+        return bad_value(s, "true, false or auto", err, errlen);
+    cfg->db_prepared_statements = on ? 1 : 0;
+    return 0;
+}
+
+/* Every variable once: name, another name read when it is unset (NULL:
+ * none), value when unset (NULL: the parser decides), the default as
+ * documented, parser, meaning. APP_ENV comes first so later parsers can
+ * depend on it. */
 #define CONFIG_VARS(X)                                                                             \
-    X("APP_ENV", "development", "development", parse_app_env,                                      \
-      "Deployment environment: development, staging or production.")                               \
-    X("DATABASE_URL", "sqlite:///todo.db", "sqlite:///todo.db", parse_database_url,                \
+    X("APP_ENV", NULL, "development", "development", parse_app_env,                                \
+      "Deployment environment: development, staging or production. It picks the\n"                \
+      "      defaults marked per environment and the file .env.<APP_ENV>. production\n"           \
+      "      refuses to start without a SECRET_KEY of 32+ bytes, or with a PostgreSQL\n"           \
+      "      DATABASE_URL whose sslmode is weaker than require.")                                  \
+    X("DATABASE_URL", NULL, "sqlite:///todo.db", "sqlite:///todo.db", parse_database_url,          \
       "Database. SQLite: sqlite:///relative.db or sqlite:////absolute/path.db (the old\n"          \
       "      sqlite+aiosqlite:// spelling is accepted). PostgreSQL:\n"                             \
-      "      postgresql://user:pass@host/db (also postgres:// and postgresql+asyncpg://).\n"       \
+      "      postgresql://user:pass@host/db (also postgres:// and postgresql+asyncpg://),\n"      \
+      "      with query parameters sslmode (ssl=require is read as sslmode=require),\n"           \
+      "      sslrootcert, sslcert, sslkey, channel_binding, connect_timeout,\n"                   \
+      "      application_name, options, target_session_attrs; others are refused.\n"             \
       "      Passwords are never logged.")                                                         \
-    X("HOST", "127.0.0.1", "127.0.0.1", parse_host,                                                \
+    X("HOST", NULL, "127.0.0.1", "127.0.0.1", parse_host,                                          \
       "Address to listen on (0.0.0.0 for all interfaces).")                                        \
-    X("PORT", "8000", "8000", parse_port, "TCP port to listen on, 0..65535 (0: any free port).")   \
-    X("WORKERS", NULL, "number of online CPUs", parse_workers,                                     \
+    X("PORT", NULL, "8000", "8000", parse_port,                                                    \
+      "TCP port to listen on, 0..65535 (0: any free port).")                                       \
+    X("WORKERS", NULL, NULL, "number of online CPUs", parse_workers,                               \
       "Worker threads, 1..256; each runs its own event loop.")                                     \
-    X("SECRET_KEY", NULL, "random", parse_secret_key,                                              \
-      "Key that signs access tokens (HS256), used as raw bytes. When unset a random key is\n"      \
-      "      made at start-up and tokens stop working when the server restarts.")                  \
-    X("ACCESS_TOKEN_EXPIRE_MINUTES", "30", "30", parse_expire,                                     \
+    X("SECRET_KEY", NULL, NULL, "random; required in production", parse_secret_key,               \
+      "Key that signs access tokens (HS256), used as raw bytes; production needs 32+.\n"          \
+      "      When unset (development, staging) a random key is made at start-up and\n"           \
+      "      tokens stop working when the server restarts.")                                       \
+    X("ACCESS_TOKEN_EXPIRE_MINUTES", NULL, "30", "30", parse_expire,                               \
       "Lifetime of an access token in minutes, 1..525600.")                                        \
-    X("LOG_LEVEL", "info", "info", parse_log_level,                                                \
-      "Least severe level logged: debug, info, warning or error.")
+    X("LOG_LEVEL", NULL, NULL, "debug in development, info in staging and production",            \
+      parse_log_level, "Least severe level logged: debug, info, warning or error.")                \
+    X("POOL_SIZE", "NEON_POOL_SIZE", NULL, "20 in development, 10 in staging, 20 in production",   \
+      parse_pool_size,                                                                             \
+      "PostgreSQL: persistent connections of the whole server, 1..10000, shared out\n"            \
+      "      among the workers (each gets at least one reader and one writer). The old\n"        \
+      "      app's NEON_POOL_SIZE is read when POOL_SIZE is unset.")                               \
+    X("POOL_MAX_OVERFLOW", NULL, "10", "10", parse_pool_overflow,                                  \
+      "PostgreSQL: extra writer connections opened while writes wait for one and\n"               \
+      "      closed when idle again, 0..10000. Keep instances x (POOL_SIZE +\n"                    \
+      "      POOL_MAX_OVERFLOW) below the database's max_connections.")                            \
+    X("POOL_TIMEOUT", NULL, "30", "30", parse_pool_timeout,                                        \
+      "PostgreSQL: seconds a request waits for a connection, 1..3600; then it gets\n"             \
+      "      503 with Retry-After.")                                                               \
+    X("POOL_RECYCLE", NULL, "1800", "1800", parse_pool_recycle,                                    \
+      "PostgreSQL: seconds after which an idle connection is replaced, 0..604800\n"               \
+      "      (0: never).")                                                                         \
+    X("POOL_PRE_PING", NULL, "true", "true", parse_pool_pre_ping,                                  \
+      "PostgreSQL: check a connection that sat idle for a second or more before a\n"              \
+      "      write uses it (true or false).")                                                      \
+    X("DB_PREPARED_STATEMENTS", NULL, "auto", "auto", parse_prepared,                              \
+      "PostgreSQL: named prepared statements: true, false, or auto (on, except for\n"             \
+      "      a Neon pooler host, ep-...-pooler..., which is PgBouncer in transaction mode).")
 
 struct var {
     const char *name;
+    const char *alias;
     const char *unset_value;
     parse_fn *parse;
 };
 
-#define VAR_ENTRY(name, unset, doc_default, fn, help) {name, unset, fn},
+#define VAR_ENTRY(name, alias, unset, doc_default, fn, help) {name, alias, unset, fn},
 static const struct var vars[] = {CONFIG_VARS(VAR_ENTRY)};
 
-#define HELP_ENTRY(name, unset, doc_default, fn, help)                                             \
+#define HELP_ENTRY(name, alias, unset, doc_default, fn, help)                                      \
     "  " name " (default: " doc_default ")\n      " help "\n"
 const char config_help_text[] =
-    "Environment variables (also read from a .env file in the working directory;\n"
-    "the real environment wins):\n" CONFIG_VARS(HELP_ENTRY);
+    "Environment variables (also read from the files .env.<APP_ENV>, then .env, in the\n"
+    "working directory; the real environment wins, then .env.<APP_ENV>):\n" CONFIG_VARS(HELP_ENTRY);
 
 /* ---- entry points ---- */
+
+/* The value of vars[i]: the environment, then the files; then its alias
+ * the same way; else unset_value (which may be NULL). */
+static struct setting lookup_var(const struct sources *src, const struct var *v)
+{
+    struct setting s = lookup(src, v->name);
+    if (!s.value && v->alias)
+        s = lookup(src, v->alias);
+    if (!s.value) {
+        s.name = v->name;
+        s.value = v->unset_value;
+    }
+    return s;
+}
+
+/* ".env" → ".env.production" (same directory). Caller frees. */
+static char *env_specific_path(const char *env_file, const char *app_env)
+{
+    size_t n = strlen(env_file) + strlen(app_env) + 2;
+    char *path = xmalloc(n);
+    snprintf(path, n, "%s.%s", env_file, app_env);
+    return path;
+}
 
 int config_load(struct config *cfg, const char *env_file, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
     struct sources src = {0};
-    if (env_file) {
-        if (env_file_read(&src.files[0], env_file, err, errlen) != 0)
-            return -1;
-        src.nfiles = 1;
-    }
+    char *specific = NULL;
     int rc = 0;
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && rc == 0; i++) {
-        struct setting s = lookup(&src, vars[i].name);
-        if (!s.value)
-            s.value = vars[i].unset_value;
+    /* `.env` first: it may name APP_ENV, which names the other file. */
+    if (env_file) {
+        if (env_file_read(&src.files[1], env_file, err, errlen) != 0)
+            return -1;
+        src.files[0].path = env_file;
+        src.nfiles = 2;
+    }
+    struct setting app_env = lookup_var(&src, &vars[0]);
+    rc = vars[0].parse(cfg, &app_env, err, errlen);
+    if (rc == 0 && env_file) {
+        specific = env_specific_path(env_file, cfg->app_env);
+        rc = env_file_read(&src.files[0], specific, err, errlen);
+    }
+    for (size_t i = 1; i < sizeof(vars) / sizeof(vars[0]) && rc == 0; i++) {
+        struct setting s = lookup_var(&src, &vars[i]);
         rc = vars[i].parse(cfg, &s, err, errlen);
     }
     for (size_t i = 0; i < src.nfiles; i++)
         env_file_free(&src.files[i]);
+    free(specific);
     if (rc != 0)
         config_free(cfg);
     return rc;

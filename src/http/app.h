@@ -21,6 +21,7 @@
 struct store;
 struct store_worker;
 struct offload;
+struct token_cache;
 
 struct app {
     struct store *store;
@@ -41,6 +42,7 @@ struct http_worker {
     struct store_worker *store;
     struct offload *offload;
     struct offload_client offload_client; /* offload completions for this thread */
+    struct token_cache *tokens;           /* tokens this thread already verified */
     size_t inflight;   /* requests not yet answered */
     uint64_t next_seq; /* request counter, for request ids */
 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "auth/token_cache.h"
 #include "http/reqctx.h"
 #include "model/timefmt.h"
 #include "store/store.h"
@@ -81,20 +82,26 @@ static void worker_setup(struct worker_thread *t)
     t->accept_ctx.hosts = t->globalconf->hosts;
     t->w.store = store_worker_attach(t->w.app->store, t->w.loop);
     offload_client_open(&t->w.offload_client, t->w.loop);
+    t->w.tokens = token_cache_new();
     t->control_queue = h2o_multithread_create_queue(t->w.loop);
     h2o_multithread_register_receiver(t->control_queue, &t->control_receiver, on_control);
     t->listener = h2o_evloop_socket_create(t->w.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
-    h2o_socket_read_start(t->listener, on_accept);
+    if (t->w.store != NULL)
+        h2o_socket_read_start(t->listener, on_accept);
+    else
+        stop_accepting(t); /* http_server_run sees it, fails start-up and stops us */
 }
 
 static void worker_teardown(struct worker_thread *t)
 {
-    store_worker_detach(t->w.store);
+    if (t->w.store != NULL)
+        store_worker_detach(t->w.store);
     /* Cancelled offload jobs still come back: wait for them before closing. */
     while (t->w.offload_client.pending > 0)
         h2o_evloop_run(t->w.loop, 10);
     offload_client_close(&t->w.offload_client);
+    token_cache_free(t->w.tokens);
     h2o_multithread_unregister_receiver(t->control_queue, &t->control_receiver);
     h2o_multithread_destroy_queue(t->control_queue);
 }
@@ -262,6 +269,9 @@ static void init_globalconf(h2o_globalconf_t *gc)
     h2o_config_init(gc);
     gc->server_name = h2o_iovec_init(H2O_STRLIT("todo"));
     gc->max_request_entity_size = HTTP_MAX_ENTITY;
+    /* HTTP/1.1 only: no cleartext HTTP/2 (Upgrade: h2c or prior knowledge).
+     * An HTTP/2 stream reset would free a request under a pending store op. */
+    gc->http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *host = h2o_config_register_host(gc, h2o_iovec_init(H2O_STRLIT("default")),
                                                     65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -299,9 +309,15 @@ int http_server_run(const struct app *app, const struct http_server_opts *opts, 
         h2o_multithread_create_thread(&t->tid, NULL, worker_main, t);
     }
     pthread_barrier_wait(&ready);
-    log_listening(opts, port);
-
-    wait_for_signal();
+    bool attached = true;
+    for (unsigned i = 0; i < n; i++)
+        attached = attached && threads[i].w.store != NULL;
+    if (attached) {
+        log_listening(opts, port);
+        wait_for_signal();
+    } else {
+        snprintf(err, errlen, "a worker could not open its database connection (see the log)");
+    }
     for (unsigned i = 0; i < n; i++)
         h2o_multithread_send_message(&threads[i].control_receiver, &threads[i].stop_message);
     for (unsigned i = 0; i < n; i++)
@@ -311,5 +327,5 @@ int http_server_run(const struct app *app, const struct http_server_opts *opts, 
      * still hang off them and the process is about to exit. Keeping them
      * reachable tells LeakSanitizer this is deliberate. */
     stopped_threads = threads;
-    return 0;
+    return attached ? 0 : -1;
 }

@@ -10,6 +10,7 @@
 
 #include "migrate/migrate.h"
 #include "model/timefmt.h"
+#include "store/pg_conn.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -18,20 +19,29 @@
 #define MIGRATION_LOCK_KEY "7745120923551030881"
 
 struct pg_admin {
-    PGconn *pg;
+    char *conninfo;
+    PGconn *pg; /* NULL until the first call that needs it */
     pthread_mutex_t mutex;
     bool in_tx; /* between the runner's begin and commit/rollback */
 };
 
-/* libpq's message without the trailing newline. */
+/* libpq's message as one line: its messages span several ("...\n\tIs
+ * the server running..."), log lines must not. */
 static void copy_error(const char *msg, char *err, size_t errlen)
 {
-    size_t n;
+    size_t n = 0;
 
-    snprintf(err, errlen, "%s", msg != NULL && msg[0] != '\0' ? msg : "unknown error");
-    n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = '\0';
+    snprintf(err, errlen, "%s%s", msg != NULL && msg[0] != '\0' ? msg : "unknown error",
+             pg_conn_error_hint(msg));
+    for (size_t i = 0; err[i] != '\0'; i++) {
+        char ch = err[i] == '\n' || err[i] == '\t' || err[i] == '\r' ? ' ' : err[i];
+        if (ch == ' ' && (n == 0 || err[n - 1] == ' '))
+            continue;
+        err[n++] = ch;
+    }
+    while (n > 0 && err[n - 1] == ' ')
+        n--;
+    err[n] = '\0';
 }
 
 /* Server notices ("already exists, skipping") go to the debug log. */
@@ -44,31 +54,26 @@ static void on_notice(void *arg, const char *message)
 
 static PGconn *connect_blocking(const char *conninfo)
 {
-    static const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *values[] = {conninfo, "todo", NULL};
-
-    return PQconnectdbParams(keys, values, 1);
-}
-
-struct pg_admin *pg_admin_open(const char *conninfo, char *err, size_t errlen)
-{
-    struct pg_admin *a;
-    PGconn *pg = connect_blocking(conninfo);
+    /* Later keys win over earlier ones, and the expanded URL sits at
+     * "dbname": a connect_timeout in the URL overrides the default. */
+    static const char *const keys[] = {"connect_timeout", "dbname", "fallback_application_name",
+                                       NULL};
+    const char *values[] = {PG_ADMIN_CONNECT_TIMEOUT, conninfo, "todo", NULL};
+    PGconn *pg = PQconnectdbParams(keys, values, 1);
 
     if (pg == NULL) {
-        snprintf(err, errlen, "postgres: out of memory");
-        return NULL;
+        log_kv(LOG_ERROR, "postgres: out of memory", NULL);
+        abort();
     }
-    if (PQstatus(pg) != CONNECTION_OK) {
-        char msg[512];
-        copy_error(PQerrorMessage(pg), msg, sizeof(msg));
-        snprintf(err, errlen, "postgres: cannot connect: %s", msg);
-        PQfinish(pg);
-        return NULL;
-    }
-    a = xcalloc(1, sizeof(*a));
-    a->pg = pg;
     PQsetNoticeProcessor(pg, on_notice, NULL);
+    return pg;
+}
+
+struct pg_admin *pg_admin_new(const char *conninfo)
+{
+    struct pg_admin *a = xcalloc(1, sizeof(*a));
+
+    a->conninfo = xstrdup(conninfo);
     pthread_mutex_init(&a->mutex, NULL);
     return a;
 }
@@ -77,16 +82,35 @@ void pg_admin_close(struct pg_admin *a)
 {
     if (a == NULL)
         return;
-    PQfinish(a->pg);
+    if (a->pg != NULL)
+        PQfinish(a->pg);
     pthread_mutex_destroy(&a->mutex);
+    free(a->conninfo);
     free(a);
 }
 
-/* Outside a transaction, a connection found broken is reset once. */
+/* Connect when there is no connection yet; outside a transaction, reset a
+ * broken one (once per call). */
 static void ensure_connected(struct pg_admin *a)
 {
-    if (PQstatus(a->pg) != CONNECTION_OK && !a->in_tx)
+    if (a->pg == NULL)
+        a->pg = connect_blocking(a->conninfo);
+    else if (PQstatus(a->pg) != CONNECTION_OK && !a->in_tx)
         PQreset(a->pg);
+}
+
+int pg_admin_connect(struct pg_admin *a, char *err, size_t errlen)
+{
+    ensure_connected(a);
+    if (PQstatus(a->pg) == CONNECTION_OK)
+        return 0;
+    copy_error(PQerrorMessage(a->pg), err, errlen);
+    return -1;
+}
+
+bool pg_admin_connected(const struct pg_admin *a)
+{
+    return a->pg != NULL && PQstatus(a->pg) == CONNECTION_OK;
 }
 
 /* Run `sql` (no parameters; may hold several statements). 0 or -1. */
@@ -95,7 +119,8 @@ static int exec(struct pg_admin *a, const char *sql, char *err, size_t errlen)
     PGresult *r;
     int rc = 0;
 
-    ensure_connected(a);
+    if (pg_admin_connect(a, err, errlen) != 0)
+        return -1;
     r = PQexec(a->pg, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
         copy_error(r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(a->pg), err, errlen);
@@ -112,7 +137,11 @@ static int query_int(struct pg_admin *a, const char *sql, int64_t *out, char *er
     PGresult *r;
     int rc = -1;
 
-    ensure_connected(a);
+    if (pg_admin_connect(a, err, errlen) != 0) {
+        if (sqlstate_out != NULL)
+            *sqlstate_out = "";
+        return -1;
+    }
     r = PQexec(a->pg, sql);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1) {
         *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -251,7 +280,7 @@ int pg_admin_schema_version(struct pg_admin *a, int64_t *version, char *msg, siz
         if (strcmp(sqlstate, "42P01") == 0) /* undefined_table: nothing applied */
             *version = 0;
         else
-            status = PQstatus(a->pg) == CONNECTION_OK ? STORE_INTERNAL : STORE_UNAVAILABLE;
+            status = pg_admin_connected(a) ? STORE_INTERNAL : STORE_UNAVAILABLE;
     }
     pthread_mutex_unlock(&a->mutex);
     return status;

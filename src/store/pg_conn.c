@@ -50,7 +50,11 @@ struct pg_conn {
     pg_conn_state_cb *on_state;
     void *data;
     unsigned char stmts[PG_CONN_MAX_STMTS];
-    char error[256];
+    /* The error of a PREPARE that failed in the current batch, handed to the
+     * queries of that statement instead of their PGRES_PIPELINE_ABORTED. */
+    PGresult *prep_err;
+    unsigned prep_err_stmt;
+    char error[512];
 };
 
 static void advance(struct pg_conn *c, bool readable);
@@ -66,7 +70,8 @@ static void set_error(struct pg_conn *c, const char *prefix)
 
     if (c->error[0] != '\0')
         return;
-    snprintf(c->error, sizeof(c->error), "%s%s%s", prefix, msg[0] != '\0' ? ": " : "", msg);
+    snprintf(c->error, sizeof(c->error), "%s%s%s%s", prefix, msg[0] != '\0' ? ": " : "", msg,
+             pg_conn_error_hint(msg));
     for (size_t i = 0; c->error[i] != '\0'; i++) {
         char ch = c->error[i] == '\n' || c->error[i] == '\t' ? ' ' : c->error[i];
         if (ch == ' ' && (n == 0 || c->error[n - 1] == ' '))
@@ -142,9 +147,10 @@ static void notify_later(struct pg_conn *c)
 
 /* ---- the queue --------------------------------------------------------- */
 
-static void push(struct pg_conn *c, struct pg_query *q, int kind)
+static void push(struct pg_conn *c, struct pg_query *q, int kind, unsigned stmt)
 {
     q->_kind = kind;
+    q->_stmt = stmt;
     q->_res = NULL;
     h2o_linklist_insert(&c->queue, &q->_link);
     c->npending++;
@@ -167,7 +173,7 @@ static void push_sync(struct pg_conn *c, struct pg_query *q)
         it->q.cb = on_internal;
         q = &it->q;
     }
-    push(c, q, ITEM_SYNC);
+    push(c, q, ITEM_SYNC, 0);
     c->state = PG_CONN_BUSY;
     c->unsynced = false;
     h2o_timeout_unlink(&c->sync_entry);
@@ -177,6 +183,7 @@ static void push_sync(struct pg_conn *c, struct pg_query *q)
 static void complete(struct pg_conn *c, struct pg_query *q)
 {
     PGresult *res = q->_res;
+    const PGresult *answer = NULL;
 
     h2o_linklist_unlink(&q->_link);
     if (--c->npending == 0 && c->state == PG_CONN_BUSY)
@@ -186,9 +193,24 @@ static void complete(struct pg_conn *c, struct pg_query *q)
         struct internal_item *it = H2O_STRUCT_FROM_MEMBER(struct internal_item, q, q);
         bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
         c->stmts[it->stmt_id] = ok ? STMT_READY : STMT_NONE;
+        if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR && c->prep_err == NULL) {
+            c->prep_err = res; /* kept for the statement's queries */
+            c->prep_err_stmt = it->stmt_id;
+            res = NULL;
+        }
+    } else if (q->_kind == ITEM_QUERY && c->prep_err != NULL && q->_stmt == c->prep_err_stmt &&
+               res != NULL && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+        /* Not run because its PREPARE failed: that error is the answer
+         * (borrowed from c->prep_err, which lives until the Sync). */
+        PQclear(res);
+        res = NULL;
+        answer = c->prep_err;
+    } else if (q->_kind == ITEM_SYNC) {
+        PQclear(c->prep_err);
+        c->prep_err = NULL;
     }
     if (q->cb != NULL)
-        q->cb(q, res);
+        q->cb(q, answer != NULL ? answer : res);
     PQclear(res);
 }
 
@@ -376,6 +398,7 @@ static void destroy(struct pg_conn *c)
         if (q->cb == on_internal)
             free(H2O_STRUCT_FROM_MEMBER(struct internal_item, q, q));
     }
+    PQclear(c->prep_err);
     PQfinish(c->pg);
     free(c);
 }
@@ -468,8 +491,11 @@ static void on_notice(void *arg, const char *message)
 
 struct pg_conn *pg_conn_new(h2o_loop_t *loop, const struct pg_conn_options *opts)
 {
-    static const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *values[] = {opts->conninfo, "todo", NULL};
+    /* Later keys override the expanded "dbname" (libpq: the last non-empty
+     * value of a keyword wins); NULL values are skipped. */
+    static const char *const keys[] = {"dbname", "host", "hostaddr", "port",
+                                       "fallback_application_name", NULL};
+    const char *values[] = {opts->conninfo, opts->host, opts->hostaddr, opts->port, "todo", NULL};
     struct pg_conn *c = xcalloc(1, sizeof(*c));
 
     c->loop = loop;
@@ -563,7 +589,7 @@ static int prepare_once(struct pg_conn *c, const struct pg_stmt *stmt)
     it = xcalloc(1, sizeof(*it));
     it->q.cb = on_internal;
     it->stmt_id = stmt->id;
-    push(c, &it->q, ITEM_PREPARE);
+    push(c, &it->q, ITEM_PREPARE, stmt->id);
     c->stmts[stmt->id] = STMT_SENT;
     return 0;
 }
@@ -585,7 +611,7 @@ int pg_conn_send(struct pg_conn *c, const struct pg_stmt *stmt, const char *cons
     }
     if (ok != 1)
         return send_failed(c);
-    push(c, q, ITEM_QUERY);
+    push(c, q, ITEM_QUERY, stmt->id);
     c->state = PG_CONN_BUSY;
     c->unsynced = true;
     return 0;
@@ -624,6 +650,14 @@ void pg_conn_sync_later(struct pg_conn *c)
 void pg_conn_advance(struct pg_conn *c)
 {
     advance(c, false);
+}
+
+const char *pg_conn_error_hint(const char *msg)
+{
+    if (msg != NULL && strstr(msg, "certificate verify failed") != NULL)
+        return " (the server's TLS certificate is not signed by a CA in sslrootcert, or"
+               " it has expired: check sslrootcert in DATABASE_URL)";
+    return "";
 }
 
 bool pg_conn_host_is_pooler(const char *conninfo)

@@ -91,17 +91,23 @@ struct pg_query {
     h2o_linklist_t _link;
     PGresult *_res;
     int _kind;
+    unsigned _stmt;
 };
 
 struct pg_conn_options {
     const char *conninfo;        /* a libpq URI or key=value string */
+    /* Overrides of the conninfo's (NULL: none): the pool passes the host
+     * names it resolved off the loop (pg_resolve.h) with their addresses,
+     * so that libpq does no DNS lookup here. */
+    const char *host, *hostaddr, *port;
     bool prepared;               /* named, cached prepared statements */
     h2o_timeout_t *zero_timeout; /* a 0 ms timeout of the loop, for pg_conn_sync_later */
     pg_conn_state_cb *on_state;
     void *data;
 };
 
-/* Start connecting (never blocks). Always returns a connection: check
+/* Start connecting (never blocks, as long as the conninfo needs no DNS
+ * lookup: see pg_resolve.h). Always returns a connection: check
  * pg_conn_state(), it may already be BROKEN (bad conninfo); its state
  * callback then never runs for that. */
 struct pg_conn *pg_conn_new(h2o_loop_t *loop, const struct pg_conn_options *opts);
@@ -139,6 +145,11 @@ void pg_conn_sync_later(struct pg_conn *c);
  * is PgBouncer in transaction mode, which cannot keep named prepared
  * statements. Any thread. */
 bool pg_conn_host_is_pooler(const char *conninfo);
+
+/* A hint to append to libpq's message `msg` ("" when none): libpq says only
+ * "certificate verify failed" when sslrootcert does not hold the server's
+ * CA. Any thread. */
+const char *pg_conn_error_hint(const char *msg);
 
 /* Drive the state machine now (what socket events do): for tests and for
  * owners that changed something outside a callback. */

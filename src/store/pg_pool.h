@@ -10,12 +10,31 @@
  *     it back (pg_pool_release_writer). A writer given back with anything
  *     pending or a transaction open is discarded and replaced.
  *
- * Every slot connects at pg_pool_new. A connection that breaks is replaced
+ * Overflow writers (`noverflow`): extra writer slots, connected only while
+ * writes wait for a writer, and closed when given back with no write
+ * waiting (or, failing to connect, when nobody waits any more).
+ *
+ * Recycling (`recycle_ms` > 0): every second, one idle connection of each
+ * kind older than recycle_ms is replaced; a writer given back past that
+ * age is replaced at once. Pre-ping (`pre_ping`): a writer idle for
+ * PG_POOL_PRE_PING_IDLE_MS or more first answers "SELECT 1" (in the
+ * meantime it is not handed out, so the taker waits); if it fails, it is
+ * replaced. Readers are not pinged: a read on a broken connection is
+ * retried (store_pg.c), which a write cannot be.
+ *
+ * Every other slot connects at pg_pool_new. A connection that breaks is replaced
  * at once; a connection attempt that fails is retried with capped
  * exponential backoff and jitter (100 ms doubling to 5 s). While no attempt
  * has succeeded since the last failure the pool is "down": waiting is then
  * pointless, so pg_pool_wait refuses and queued waiters are answered with
  * NULL. While the database is down only one connection attempt runs at a time.
+ *
+ * Host names: when the conninfo names hosts (not addresses or a socket
+ * directory), they are looked up on a helper thread (pg_resolve.h) before
+ * connecting, and connections get host=<name> hostaddr=<address>, so that
+ * libpq never blocks the loop on DNS and TLS still checks the name. The
+ * addresses are reused for RESOLVE_TTL (60 s) and looked up again after
+ * any failed attempt; a failed lookup falls back on the previous ones.
  *
  * Waiting: pg_pool_wait queues a waiter (FIFO per kind, at most
  * `max_waiters`: beyond that it refuses, and the request gets a 503). Its callback runs
@@ -40,12 +59,20 @@
 
 enum pg_pool_kind { PG_POOL_READER, PG_POOL_WRITER };
 
+#define PG_POOL_DEFAULT_TIMEOUT_MS 30000
+#define PG_POOL_PRE_PING_IDLE_MS 1000
+/* The pre-ping's statement slot (pg_stmt.id): the store's ids stay below. */
+#define PG_POOL_STMT_ID (PG_CONN_MAX_STMTS - 1)
+
 struct pg_pool_options {
     const char *conninfo; /* copied */
     bool prepared;        /* named prepared statements (off for PgBouncer) */
     unsigned nreaders;    /* >= 1 */
     unsigned nwriters;    /* >= 1 */
-    uint64_t timeout_ms;  /* longest wait for a connection */
+    unsigned noverflow;   /* overflow writers, opened on demand */
+    uint64_t timeout_ms;  /* longest wait for a connection (0: the default) */
+    uint64_t recycle_ms;  /* replace connections older than this (0: never) */
+    bool pre_ping;        /* ping writers idle for a second or more before use */
     size_t max_waiters;   /* per kind; beyond it pg_pool_wait refuses (0: no cap) */
 };
 
@@ -81,6 +108,15 @@ __attribute__((warn_unused_result)) int pg_pool_wait(struct pg_pool *p, enum pg_
                                                      struct pg_pool_waiter *wt);
 /* Unqueue a waiter whose callback has not run; no-op otherwise. */
 void pg_pool_cancel_wait(struct pg_pool *p, struct pg_pool_waiter *wt);
+
+/* The wait before connection attempt number `failures` + 1: 100 ms doubling
+ * per failure up to 5 s, then a random 50-100 % of it (jitter, so that
+ * workers and servers do not retry in step). `rng`: any non-zero seed,
+ * updated. Any thread. */
+uint64_t pg_pool_backoff_ms(unsigned failures, uint64_t *rng);
+
+/* Connections open or opening (for tests and logs). */
+unsigned pg_pool_open_connections(const struct pg_pool *p);
 
 /* True when at least one connection is ready. */
 bool pg_pool_up(const struct pg_pool *p);

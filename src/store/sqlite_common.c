@@ -392,6 +392,40 @@ int store__sqlite_read_user(sqlite3_stmt *st, struct user *u, struct store__aren
     return STORE_OK;
 }
 
+/* SQLITE_ROW → OK, SQLITE_DONE → NOT_FOUND, else the error's status. */
+static int step_row(sqlite3 *db, sqlite3_stmt *st, int bind_rc, char *msg, size_t msglen)
+{
+    int rc = bind_rc == SQLITE_OK ? sqlite3_step(st) : bind_rc;
+
+    if (rc == SQLITE_ROW)
+        return STORE_OK;
+    if (rc == SQLITE_DONE)
+        return STORE_NOT_FOUND;
+    return store__sqlite_fail(db, rc, msg, msglen);
+}
+
+int store__sqlite_one_todo(sqlite3 *db, sqlite3_stmt *st, int bind_rc, struct todo *t,
+                           struct store__arena **a, char *msg, size_t msglen)
+{
+    int status = step_row(db, st, bind_rc, msg, msglen);
+
+    if (status == STORE_OK)
+        status = store__sqlite_read_todo(st, t, a, msg, msglen);
+    store__sqlite_reset(st);
+    return status;
+}
+
+int store__sqlite_one_user(sqlite3 *db, sqlite3_stmt *st, int bind_rc, struct user *u,
+                           struct store__arena **a, char *msg, size_t msglen)
+{
+    int status = step_row(db, st, bind_rc, msg, msglen);
+
+    if (status == STORE_OK)
+        status = store__sqlite_read_user(st, u, a, msg, msglen);
+    store__sqlite_reset(st);
+    return status;
+}
+
 /* ---- migrations -------------------------------------------------------- */
 
 static int mig_exec(void *conn, const char *sql, char *err, size_t errlen)

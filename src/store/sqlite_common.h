@@ -69,6 +69,14 @@ int store__sqlite_read_todo(sqlite3_stmt *st, struct todo *t, struct store__aren
 int store__sqlite_read_user(sqlite3_stmt *st, struct user *u, struct store__arena **a, char *msg,
                             size_t msglen);
 
+/* Step `st` (bound, unless `bind_rc` says a bind failed) for at most one row
+ * and decode it as above; reset `st` either way. STORE_OK with the row,
+ * STORE_NOT_FOUND without one, or a STORE_* status with a message. */
+int store__sqlite_one_todo(sqlite3 *db, sqlite3_stmt *st, int bind_rc, struct todo *t,
+                           struct store__arena **a, char *msg, size_t msglen);
+int store__sqlite_one_user(sqlite3 *db, sqlite3_stmt *st, int bind_rc, struct user *u,
+                           struct store__arena **a, char *msg, size_t msglen);
+
 /* The migration runner's callbacks on `db` (an ADMIN connection). */
 void store__sqlite_migrate_db(sqlite3 *db, struct migrate_db *out);
 /* Highest applied migration (0 when schema_migrations does not exist). */

@@ -12,8 +12,12 @@
 #include "util/dburl.h"
 #include "util/xalloc.h"
 
-/* The backends, picked by URL scheme. store_pg.c joins this list later. */
-static const struct store_backend *const backends[] = {&store_backend_sqlite, &store_backend_pg, NULL};
+/* The backends, picked by URL scheme (docs/internals/store.md: adding one). */
+static const struct store_backend *const backends[] = {
+    &store_backend_sqlite,
+    &store_backend_pg,
+    NULL,
+};
 
 /* struct store as store.c allocates it: the public part first, then what
  * only this file touches. */
@@ -72,6 +76,14 @@ static int run_migrations(struct store *s, char *err, size_t errlen)
 
 struct store *store_open(const char *url, bool migrate, char *err, size_t errlen)
 {
+    struct store_options o = {.migrate = migrate};
+
+    return store_open_opts(url, &o, err, errlen);
+}
+
+struct store *store_open_opts(const char *url, const struct store_options *opts, char *err,
+                              size_t errlen)
+{
     struct dburl u = {0};
     struct store_box *box = NULL;
     const struct store_backend *be;
@@ -87,13 +99,15 @@ struct store *store_open(const char *url, bool migrate, char *err, size_t errlen
     target = u.kind == DBURL_SQLITE ? u.path : u.conninfo;
     box = xcalloc(1, sizeof(*box));
     box->s._be = be;
+    box->s._opts = *opts;
     atomic_init(&box->nworkers, 0);
     if (be->open(&box->s, target, err, errlen) != 0) {
         free(box);
         box = NULL;
         goto out;
     }
-    if (migrate && run_migrations(&box->s, err, errlen) != 0) {
+    if (opts->migrate && !(be->caps & STORE_CAP_OWN_MIGRATIONS) &&
+        run_migrations(&box->s, err, errlen) != 0) {
         be->close(&box->s);
         free(box);
         box = NULL;

@@ -1,6 +1,6 @@
 /*
  * store: THE storage contract. The API layer talks to the database only
- * through this header; it never sees SQL. Backends (store_sqlite.c, later
+ * through this header; it never sees SQL. Backends (store_sqlite.c,
  * store_pg.c) each export one `const struct store_backend` and nothing else.
  *
  * Objects
@@ -123,6 +123,31 @@ struct user_new {
 
 #define STORE_CAP_GROUP_COMMIT (1u << 0)
 #define STORE_CAP_PIPELINE (1u << 1)
+/* open() applies the migrations itself when _opts.migrate is set (the
+ * PostgreSQL backend: in the background until the database answers), so
+ * store_open() does not run them. */
+#define STORE_CAP_OWN_MIGRATIONS (1u << 2)
+
+/* How to open a store (store_open_opts). A zeroed struct means: no
+ * migrations, one worker, the backend's defaults. The pool settings are
+ * totals over all workers (each worker gets its share, rounded up); the
+ * SQLite backend ignores them. */
+enum store_prepared {
+    STORE_PREPARED_AUTO = 0, /* named prepared statements unless the host is a Neon pooler */
+    STORE_PREPARED_ON,
+    STORE_PREPARED_OFF,      /* unnamed statements only (PgBouncer in transaction mode) */
+};
+
+struct store_options {
+    bool migrate;               /* apply pending migrations */
+    unsigned workers;           /* worker threads sharing the pool (0: 1) */
+    unsigned pool_size;         /* persistent connections (0: the backend's default) */
+    unsigned pool_max_overflow; /* extra writers opened under load, closed when idle */
+    unsigned pool_timeout_ms;   /* longest wait for a connection (0: 30 s) */
+    unsigned pool_recycle_s;    /* replace connections older than this (0: never) */
+    bool pool_pre_ping;         /* check a writer idle for a second or more before reuse */
+    enum store_prepared prepared;
+};
 
 struct store_backend {
     const char *name;     /* "sqlite", "postgres" */
@@ -174,6 +199,7 @@ struct store_backend {
 struct store {
     const struct store_backend *_be;
     void *_priv; /* the backend's state */
+    struct store_options _opts; /* as given to store_open_opts, for open() */
 };
 
 /* Private; every backend's worker struct starts with this. */
@@ -191,6 +217,12 @@ struct store_worker {
  * picks the backend by scheme, connects, and applies pending migrations when
  * `migrate` is true. Returns NULL with a message in `err` (password-free). */
 struct store *store_open(const char *url, bool migrate, char *err, size_t errlen);
+/* The same with every setting (store_open is this with only `migrate`).
+ * PostgreSQL: fails only on a URL or settings that can never work; a
+ * database that does not answer yet is connected to (and migrated) in the
+ * background, and readiness (store_ping) says when it is done. */
+struct store *store_open_opts(const char *url, const struct store_options *opts, char *err,
+                              size_t errlen);
 /* Close and free. Every worker must have detached first: otherwise nothing
  * is closed and -EBUSY is returned (a test asserts 0 to prove no operation
  * leaked). NULL is accepted (returns 0). */

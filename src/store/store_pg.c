@@ -44,6 +44,7 @@
 #include "model/timefmt.h"
 #include "model/uuid.h"
 #include "store/pg_admin.h"
+#include "store/pg_boot.h"
 #include "store/pg_conn.h"
 #include "store/pg_pool.h"
 #include "store/store_int.h"
@@ -83,10 +84,10 @@ enum {
     S_NSTMTS = S_LIST + 6 * 4,
 };
 
-_Static_assert(S_NSTMTS <= PG_CONN_MAX_STMTS, "too many statements for pg_conn");
+_Static_assert(S_NSTMTS <= PG_POOL_STMT_ID, "too many statements for pg_conn");
 
 static const struct pg_stmt fixed_stmts[] = {
-    {S_PING, "todo_ping", "SELECT 1", 0, true},
+    {S_PING, "todo_ping", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, true},
     {S_USER_BY_EMAIL, "todo_user_by_email", "SELECT " USER_COLS " FROM users WHERE email = $1", 1,
      true},
     {S_USER_BY_ID, "todo_user_by_id", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1,
@@ -140,7 +141,10 @@ static const char *const list_order[] = {
 struct pg_store {
     char *conninfo;
     bool prepared;
-    struct pg_admin *admin;
+    struct store_options o;
+    struct pg_admin *admin; /* schema_version and migrate_db, connected on first use */
+    struct pg_boot *boot;   /* start-up migrations (NULL: none asked for) */
+    int64_t schema_latest;  /* the newest embedded migration */
     /* The list and count statements, built once at open (read-only after). */
     struct pg_stmt list_stmts[4 + NSORTS * 4];
     char list_sql[4 + NSORTS * 4][640];
@@ -199,7 +203,7 @@ struct store_op {
     int attempts;
     /* The outcome of the statement in flight (writes: of its step). */
     int status;
-    char message[256];
+    char message[512];
     bool lost;            /* the connection broke under the statement */
     bool retry;           /* a transient error: run the operation again */
     bool retry_after_rollback;
@@ -654,10 +658,19 @@ static void on_reader(struct pg_pool_waiter *wt, struct pg_conn *c)
         read_again(op, true);
 }
 
+/* Requests wait for the start-up migrations: before them the tables may
+ * not exist (the readiness ping is exempt: it says why). */
+static bool migrations_pending(const struct store_op *op)
+{
+    const struct pg_store *st = op->w->st;
+
+    return op->kind != OP_PING && st->boot != NULL && !pg_boot_done(st->boot);
+}
+
 /* The submit side of every read: 0, or STORE_UNAVAILABLE (op freed). */
 static int read_submit(struct store_op *op, struct store_op **out)
 {
-    if (read_place(op, false) != 0) {
+    if (migrations_pending(op) || read_place(op, false) != 0) {
         op_free(op);
         return STORE_UNAVAILABLE;
     }
@@ -681,12 +694,38 @@ static int list_rows(struct store_op *op, const PGresult *r)
     return STORE_OK;
 }
 
+/* Readiness: the database answered and its schema is the newest. */
+static int ping_parse(struct store_op *op, const PGresult *r)
+{
+    const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    int64_t have = 0, want = op->w->st->schema_latest;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        if (ss != NULL && strcmp(ss, "42P01") == 0) { /* undefined_table */
+            set_message(op, "the database has no schema yet (migrations not applied)");
+            return STORE_UNAVAILABLE;
+        }
+        status_of_error(op, r);
+        return STORE_UNAVAILABLE;
+    }
+    if (PQntuples(r) != 1 || col_int(op, r, 0, 0, &have) != STORE_OK)
+        return STORE_UNAVAILABLE;
+    if (have != want) {
+        snprintf(op->message, sizeof(op->message), "schema at version %lld, expected %lld",
+                 (long long)have, (long long)want);
+        return STORE_UNAVAILABLE;
+    }
+    return STORE_OK;
+}
+
 /* Parse a read's result into the operation. */
 static int read_parse(struct store_op *op, const PGresult *r)
 {
     int64_t count = 0;
     int rc;
 
+    if (op->kind == OP_PING)
+        return ping_parse(op, r);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return status_of_error(op, r);
     if (op->kind == OP_TODO_LIST) {
@@ -1266,7 +1305,7 @@ static void step_done(struct store_op *op)
 static int write_submit(struct store_op *op, struct store_op **out)
 {
     op->attempts = 1;
-    if (write_place(op) != 0) {
+    if (migrations_pending(op) || write_place(op) != 0) {
         op_free(op);
         return STORE_UNAVAILABLE;
     }
@@ -1430,31 +1469,76 @@ static void pg_close(struct store *s)
 
     if (st == NULL)
         return;
+    pg_boot_stop(st->boot);
     pg_admin_close(st->admin);
     free(st->conninfo);
     free(st);
     s->_priv = NULL;
 }
 
+/* What libpq says about a conninfo it cannot parse, without the quoted
+ * parts (they may be a piece of the password). */
+static void conninfo_error(const char *msg, char *err, size_t errlen)
+{
+    size_t n = 0;
+    bool quoted = false;
+
+    n = (size_t)snprintf(err, errlen, "postgres: the connection URL is malformed: ");
+    for (const char *p = msg != NULL ? msg : ""; *p != '\0' && n + 4 < errlen; p++) {
+        if (*p == '"') {
+            quoted = !quoted;
+            if (quoted) {
+                memcpy(err + n, "\"...", 4);
+                n += 4;
+            } else {
+                err[n++] = '"';
+            }
+        } else if (!quoted && *p != '\n') {
+            err[n++] = *p;
+        }
+    }
+    err[n < errlen ? n : errlen - 1] = '\0';
+}
+
+/* Wait this long at open for the start-up migrations' first attempt. */
+#define OPEN_WAIT_MS 5000
+
 static int pg_open(struct store *s, const char *conninfo, char *err, size_t errlen)
 {
     struct pg_store *st;
+    PQconninfoOption *parsed;
+    char *msg = NULL;
 
     if (conninfo == NULL || conninfo[0] == '\0') {
         snprintf(err, errlen, "postgres: a connection URL is required");
         return -1;
     }
+    /* Refuse now what can never connect; a server that does not answer
+     * yet is not an error (see pg_boot.h and the pool's retries). */
+    parsed = PQconninfoParse(conninfo, &msg);
+    if (parsed == NULL) {
+        conninfo_error(msg, err, errlen);
+        PQfreemem(msg);
+        return -1;
+    }
+    PQconninfoFree(parsed);
     st = xcalloc(1, sizeof(*st));
     st->conninfo = xstrdup(conninfo);
+    st->o = s->_opts;
     /* Named prepared statements, unless PgBouncer in transaction mode is in
      * between (it cannot keep them): a Neon pooler endpoint. */
-    st->prepared = !pg_conn_host_is_pooler(conninfo);
+    st->prepared = st->o.prepared == STORE_PREPARED_ON ||
+                   (st->o.prepared == STORE_PREPARED_AUTO && !pg_conn_host_is_pooler(conninfo));
+    st->schema_latest = migrate_latest_version("postgres");
     build_list_stmts(st);
+    st->admin = pg_admin_new(conninfo);
     s->_priv = st;
-    st->admin = pg_admin_open(conninfo, err, errlen);
-    if (st->admin == NULL) {
-        pg_close(s);
-        return -1;
+    if (st->o.migrate) {
+        st->boot = pg_boot_start(conninfo, OPEN_WAIT_MS, err, errlen);
+        if (st->boot == NULL) {
+            pg_close(s);
+            return -1;
+        }
     }
     return 0;
 }
@@ -1477,18 +1561,38 @@ static void pg_migrate_db(struct store *s, struct migrate_db *db)
     pg_admin_migrate_db(st->admin, db);
 }
 
+/* A worker's share of a total: total / workers, rounded up. */
+static unsigned share(unsigned total, unsigned workers)
+{
+    return (total + workers - 1) / workers;
+}
+
+/* The pool of one worker, from the store's options (totals over all
+ * workers): one reader and the rest of the share as writers. */
+static struct pg_pool_options pool_options(const struct pg_store *st)
+{
+    unsigned workers = st->o.workers > 0 ? st->o.workers : 1;
+    unsigned size = st->o.pool_size > 0 ? share(st->o.pool_size, workers)
+                                        : READERS_PER_WORKER + WRITERS_PER_WORKER;
+
+    return (struct pg_pool_options){
+        .conninfo = st->conninfo,
+        .prepared = st->prepared,
+        .nreaders = READERS_PER_WORKER,
+        .nwriters = size > READERS_PER_WORKER ? size - READERS_PER_WORKER : 1,
+        .noverflow = share(st->o.pool_max_overflow, workers),
+        .timeout_ms = st->o.pool_timeout_ms > 0 ? st->o.pool_timeout_ms : POOL_TIMEOUT_MS,
+        .recycle_ms = (uint64_t)st->o.pool_recycle_s * 1000,
+        .pre_ping = st->o.pool_pre_ping,
+        .max_waiters = POOL_MAX_WAITERS,
+    };
+}
+
 static struct store_worker *pg_worker_attach(struct store *s, h2o_loop_t *loop)
 {
     struct pg_store *st = s->_priv;
     struct pg_worker *w = xcalloc(1, sizeof(*w));
-    struct pg_pool_options o = {
-        .conninfo = st->conninfo,
-        .prepared = st->prepared,
-        .nreaders = READERS_PER_WORKER,
-        .nwriters = WRITERS_PER_WORKER,
-        .timeout_ms = POOL_TIMEOUT_MS,
-        .max_waiters = POOL_MAX_WAITERS,
-    };
+    struct pg_pool_options o = pool_options(st);
 
     w->super._store = s;
     w->super._loop = loop;
@@ -1524,7 +1628,7 @@ static const char *const pg_schemes[] = {"postgresql", "postgres", "postgresql+a
 const struct store_backend store_backend_pg = {
     .name = "postgres",
     .schemes = pg_schemes,
-    .caps = STORE_CAP_PIPELINE,
+    .caps = STORE_CAP_PIPELINE | STORE_CAP_OWN_MIGRATIONS,
     .open = pg_open,
     .close = pg_close,
     .worker_attach = pg_worker_attach,

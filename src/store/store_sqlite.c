@@ -221,33 +221,6 @@ static sqlite3_stmt *rprepare(struct store_op *op, int slot, const char *sql)
                                  sizeof(op->job.message));
 }
 
-/* Step a statement that yields at most one row of `kind` into the op. */
-enum row_kind { ROW_NONE, ROW_USER, ROW_TODO };
-
-static int read_one(struct store_op *op, sqlite3_stmt *st, enum row_kind kind)
-{
-    char *msg = op->job.message;
-    size_t msglen = sizeof(op->job.message);
-    int rc = sqlite3_step(st), status;
-
-    if (rc == SQLITE_ROW) {
-        if (kind == ROW_USER)
-            status = store__sqlite_read_user(st, &op->user, &op->arena, msg, msglen);
-        else if (kind == ROW_TODO)
-            status = store__sqlite_read_todo(st, &op->todo, &op->arena, msg, msglen);
-        else
-            status = STORE_OK;
-        op->has_user = kind == ROW_USER && status == STORE_OK;
-        op->has_todo = kind == ROW_TODO && status == STORE_OK;
-    } else if (rc == SQLITE_DONE) {
-        status = STORE_NOT_FOUND;
-    } else {
-        status = rfail(op, rc);
-    }
-    store__sqlite_reset(st);
-    return status;
-}
-
 /* Readiness: the database answers and its schema is the newest embedded
  * one. A missing table, an error or another version is UNAVAILABLE. */
 static int ping_run(struct store_op *op)
@@ -293,12 +266,14 @@ static int user_lookup(struct store_worker *w, int slot, const char *sql, const 
         return STORE_INVALID;
     op = op_new(w, done, ctx);
     st = rprepare(op, slot, sql);
-    if (st == NULL)
+    if (st == NULL) {
         op->job.status = STORE_INTERNAL;
-    else if (store__sqlite_bind_text(st, 1, key) != SQLITE_OK)
-        op->job.status = rfail(op, SQLITE_ERROR);
-    else
-        op->job.status = read_one(op, st, ROW_USER);
+    } else {
+        op->job.status = store__sqlite_one_user(op->w->db, st, store__sqlite_bind_text(st, 1, key),
+                                                &op->user, &op->arena, op->job.message,
+                                                sizeof(op->job.message));
+        op->has_user = op->job.status == STORE_OK;
+    }
     return read_submitted(op, out);
 }
 
@@ -329,13 +304,16 @@ static int sq_todo_get(struct store_worker *w, const char *user_id, const char *
     op = op_new(w, done, ctx);
     st = rprepare(op, R_TODO_GET,
                   "SELECT " STORE__SQLITE_TODO_COLS " FROM todos WHERE id = ?1 AND user_id = ?2");
-    if (st == NULL)
+    if (st == NULL) {
         op->job.status = STORE_INTERNAL;
-    else if (store__sqlite_bind_text(st, 1, id) != SQLITE_OK ||
-             store__sqlite_bind_text(st, 2, user_id) != SQLITE_OK)
-        op->job.status = rfail(op, SQLITE_ERROR);
-    else
-        op->job.status = read_one(op, st, ROW_TODO);
+    } else {
+        int rc = store__sqlite_bind_text(st, 1, id);
+        if (rc == SQLITE_OK)
+            rc = store__sqlite_bind_text(st, 2, user_id);
+        op->job.status = store__sqlite_one_todo(op->w->db, st, rc, &op->todo, &op->arena,
+                                                op->job.message, sizeof(op->job.message));
+        op->has_todo = op->job.status == STORE_OK;
+    }
     return read_submitted(op, out);
 }
 
@@ -568,7 +546,7 @@ static int user_set_hash_run(struct sqlite_job *job, struct sqlite_wconn *c)
     sqlite3_stmt *st = wprepare(job, c, W_USER_SET_HASH,
                                 "UPDATE users SET password_hash = ?2, updated_at = ?3"
                                 " WHERE id = ?1 RETURNING " STORE__SQLITE_USER_COLS);
-    int rc, status;
+    int rc;
 
     if (st == NULL)
         return STORE_INTERNAL;
@@ -577,19 +555,10 @@ static int user_set_hash_run(struct sqlite_job *job, struct sqlite_wconn *c)
         rc = store__sqlite_bind_text(st, 2, op->password_hash);
     if (rc == SQLITE_OK)
         rc = store__sqlite_bind_time(st, 3, op->now_ms);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        status = store__sqlite_read_user(st, &op->user, &op->arena, job->message,
-                                         sizeof(job->message));
-        op->has_user = status == STORE_OK;
-    } else if (rc == SQLITE_DONE) {
-        status = STORE_NOT_FOUND;
-    } else {
-        status = store__sqlite_fail(c->db, rc, job->message, sizeof(job->message));
-    }
-    store__sqlite_reset(st);
-    return status;
+    rc = store__sqlite_one_user(c->db, st, rc, &op->user, &op->arena, job->message,
+                                sizeof(job->message));
+    op->has_user = rc == STORE_OK;
+    return rc;
 }
 
 /* Load todo `op->id` (whoever owns it) into op->todo: OK or NOT_FOUND. */
@@ -598,22 +567,11 @@ static int todo_load(struct sqlite_job *job, struct sqlite_wconn *c)
     struct store_op *op = op_of_job(job);
     sqlite3_stmt *st = wprepare(job, c, W_TODO_SELECT,
                                 "SELECT " STORE__SQLITE_TODO_COLS " FROM todos WHERE id = ?1");
-    int rc, status;
 
     if (st == NULL)
         return STORE_INTERNAL;
-    rc = store__sqlite_bind_text(st, 1, op->id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        status = store__sqlite_read_todo(st, &op->todo, &op->arena, job->message,
-                                         sizeof(job->message));
-    else if (rc == SQLITE_DONE)
-        status = STORE_NOT_FOUND;
-    else
-        status = store__sqlite_fail(c->db, rc, job->message, sizeof(job->message));
-    store__sqlite_reset(st);
-    return status;
+    return store__sqlite_one_todo(c->db, st, store__sqlite_bind_text(st, 1, op->id), &op->todo,
+                                  &op->arena, job->message, sizeof(job->message));
 }
 
 /* Bind every column of `t` as ?1..?9 (id, user_id, title, description,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/buf.h"
 #include "util/xalloc.h"
 
 #define ACCEPTED_FORMS                                                                             \
@@ -240,17 +241,217 @@ static int parse_sqlite(const char *rest, const char *red, struct dburl *out, ch
     return 0;
 }
 
-/* libpq understands postgresql:// and postgres://; the driver suffix of
- * the old app's spelling is dropped. */
-static int parse_postgres(const char *rest, struct dburl *out)
+/* ---- PostgreSQL query parameters ---- */
+
+#define PG_ACCEPTED_PARAMS                                                                         \
+    "sslmode, sslrootcert, sslcert, sslkey, channel_binding, connect_timeout, "                    \
+    "application_name, options, target_session_attrs, host, hostaddr, port, dbname, user, "        \
+    "password, and ssl (the old app's spelling of sslmode)"
+
+/* The libpq parameters a URL may carry (besides `ssl`), and the values
+ * checked here because libpq checks them only when it connects. */
+static const struct pg_param {
+    const char *name;
+    const char *const *values; /* NULL: any value */
+} pg_params[] = {
+    {"sslmode", (const char *const[]){"disable", "allow", "prefer", "require", "verify-ca",
+                                      "verify-full", NULL}},
+    {"sslrootcert", NULL},
+    {"sslcert", NULL},
+    {"sslkey", NULL},
+    {"channel_binding", (const char *const[]){"disable", "prefer", "require", NULL}},
+    {"connect_timeout", NULL},
+    {"application_name", NULL},
+    {"options", NULL},
+    {"target_session_attrs", (const char *const[]){"any", "read-write", "read-only", "primary",
+                                                   "standby", "prefer-standby", NULL}},
+    {"host", NULL},
+    {"hostaddr", NULL},
+    {"port", NULL},
+    {"dbname", NULL},
+    {"user", NULL},
+    {"password", NULL},
+};
+
+/* Percent-decode s[0..len) as libpq does ('+' stays '+'). NULL on a bad
+ * escape or %00. */
+static char *query_decode(const char *s, size_t len)
 {
-    static const char prefix[] = "postgresql://";
-    size_t n = strlen(rest);
-    out->conninfo = xmalloc(sizeof(prefix) + n);
-    memcpy(out->conninfo, prefix, sizeof(prefix) - 1);
-    memcpy(out->conninfo + sizeof(prefix) - 1, rest, n + 1);
+    char *tmp = xstrndup(s, len);
+    char *out = path_decode(tmp);
+    free(tmp);
+    return out;
+}
+
+static const struct pg_param *find_pg_param(const char *name)
+{
+    for (size_t i = 0; i < sizeof(pg_params) / sizeof(pg_params[0]); i++)
+        if (strcmp(pg_params[i].name, name) == 0)
+            return &pg_params[i];
+    return NULL;
+}
+
+static bool value_allowed(const struct pg_param *p, const char *v)
+{
+    if (strcmp(p->name, "connect_timeout") == 0)
+        return v[0] != '\0' && strspn(v, "0123456789") == strlen(v);
+    if (p->values == NULL)
+        return true;
+    for (const char *const *a = p->values; *a != NULL; a++)
+        if (strcmp(*a, v) == 0)
+            return true;
+    return false;
+}
+
+static const char *expected_values(const struct pg_param *p, bool is_ssl)
+{
+    if (is_ssl)
+        return "disable, allow, prefer, require, verify-ca, verify-full, true or false";
+    if (strcmp(p->name, "sslmode") == 0)
+        return "disable, allow, prefer, require, verify-ca or verify-full";
+    if (strcmp(p->name, "channel_binding") == 0)
+        return "disable, prefer or require";
+    if (strcmp(p->name, "target_session_attrs") == 0)
+        return "any, read-write, read-only, primary, standby or prefer-standby";
+    return "a number of seconds"; /* connect_timeout */
+}
+
+/* The sslmode meant by the old app's ssl=VALUE, or NULL. */
+static const char *ssl_to_sslmode(const char *v)
+{
+    static const char *const same[] = {"disable", "allow", "prefer", "require", "verify-ca",
+                                       "verify-full"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+        if (strcmp(v, same[i]) == 0)
+            return same[i];
+    if (strcmp(v, "true") == 0)
+        return "require";
+    if (strcmp(v, "false") == 0)
+        return "disable";
+    return NULL;
+}
+
+/* A name quoted in a message: the raw text, shortened. (It is never a
+ * password libpq would read: those sit in the userinfo or in a value.) */
+static void append_name(char *buf, size_t len, const char *name, size_t nlen)
+{
+    size_t used = strlen(buf);
+    if (used < len)
+        snprintf(buf + used, len - used, "%s\"%.*s%s\"", used ? ", " : "",
+                 (int)(nlen > 40 ? 40 : nlen), name, nlen > 40 ? "..." : "");
+}
+
+struct pg_query_state {
+    char *sslmode;     /* effective sslmode (decoded), or NULL */
+    bool from_ssl;     /* it came from ssl= */
+    char unknown[256]; /* quoted unknown names */
+};
+
+/* One name=value of the query (raw); appended to `q` (the rebuilt query)
+ * when accepted. 0, or -1 with `err` set (unknown names are collected in
+ * st->unknown instead). */
+static int pg_query_param(const char *p, size_t len, struct pg_query_state *st, struct buf *q,
+                          const char *red, char *err, size_t errlen)
+{
+    const char *eq = memchr(p, '=', len);
+    if (!eq) {
+        snprintf(err, errlen, "DATABASE_URL: query parameter \"%.*s\" has no value (expected "
+                 "name=value) in \"%s\"", (int)(len > 40 ? 40 : len), p, red);
+        return -1;
+    }
+    char *name = query_decode(p, (size_t)(eq - p));
+    char *value = query_decode(eq + 1, len - (size_t)(eq - p) - 1);
+    int rc = -1;
+    if (!name || !value) {
+        snprintf(err, errlen, "DATABASE_URL: bad percent escape in the query of \"%s\"", red);
+        goto out;
+    }
+    bool is_ssl = strcmp(name, "ssl") == 0;
+    const struct pg_param *pp = is_ssl ? &pg_params[0] : find_pg_param(name);
+    if (!pp) {
+        append_name(st->unknown, sizeof(st->unknown), p, (size_t)(eq - p));
+        rc = 0;
+        goto out;
+    }
+    const char *v = is_ssl ? ssl_to_sslmode(value) : value;
+    bool secret = strcmp(name, "password") == 0;
+    if (!v || !value_allowed(pp, v)) {
+        snprintf(err, errlen, "DATABASE_URL: %s=\"%.*s\" is not valid in \"%s\"; expected %s",
+                 name, 40, secret ? "***" : value, red, expected_values(pp, is_ssl));
+        goto out;
+    }
+    if (pp == &pg_params[0]) {
+        if (st->sslmode && strcmp(st->sslmode, v) != 0) {
+            snprintf(err, errlen, "DATABASE_URL: ssl and sslmode disagree (%s, %s) in \"%s\"",
+                     st->sslmode, v, red);
+            goto out;
+        }
+        free(st->sslmode);
+        st->sslmode = xstrdup(v);
+        st->from_ssl |= is_ssl;
+    }
+    /* Rebuilt: ssl=X becomes sslmode=<its meaning>; the rest as given. */
+    if (q->len > 0)
+        buf_append_char(q, '&');
+    if (is_ssl) {
+        buf_append_str(q, "sslmode=");
+        buf_append_str(q, v);
+    } else {
+        buf_append(q, p, len);
+    }
+    rc = 0;
+out:
+    free(name);
+    free(value);
+    return rc;
+}
+
+/* libpq understands postgresql:// and postgres://; the driver suffix of
+ * the old app's spelling is dropped. The query is checked parameter by
+ * parameter and rebuilt (ssl=X becomes sslmode=...), so libpq never sees a
+ * parameter it would refuse only when connecting. `rest` follows "://". */
+static int parse_postgres(const char *rest, const char *red, struct dburl *out, char *err,
+                          size_t errlen)
+{
+    /* libpq's userinfo ends at the first '@' before any '/'; the query
+     * starts at the first '?' after it. */
+    const char *host = rest + strcspn(rest, "@/");
+    host = *host == '@' ? host + 1 : rest;
+    const char *qm = strchr(host, '?');
+    struct pg_query_state st = {0};
+    struct buf conn, query;
+    int rc = -1;
+
+    buf_init(&conn, SIZE_MAX);
+    buf_init(&query, SIZE_MAX);
+    buf_append_str(&conn, "postgresql://");
+    buf_append(&conn, rest, qm ? (size_t)(qm - rest) : strlen(rest));
+    for (const char *p = qm ? qm + 1 : NULL; p && *p;) {
+        size_t len = strcspn(p, "&");
+        if (len > 0 && pg_query_param(p, len, &st, &query, red, err, errlen) != 0)
+            goto out;
+        p += len + (p[len] == '&');
+    }
+    if (st.unknown[0] != '\0') {
+        snprintf(err, errlen,
+                 "DATABASE_URL: unknown query parameter %s in \"%s\"; accepted: " PG_ACCEPTED_PARAMS,
+                 st.unknown, red);
+        goto out;
+    }
+    if (query.len > 0) {
+        buf_append_char(&conn, '?');
+        buf_append(&conn, query.data, query.len);
+    }
+    out->conninfo = buf_take(&conn, NULL);
+    out->sslmode = st.sslmode;
+    st.sslmode = NULL;
     out->kind = DBURL_POSTGRES;
-    return 0;
+    rc = 0;
+out:
+    free(st.sslmode);
+    buf_free(&query);
+    buf_free(&conn);
+    return rc;
 }
 
 int dburl_parse(const char *url, struct dburl *out, char *err, size_t errlen)
@@ -280,7 +481,7 @@ int dburl_parse(const char *url, struct dburl *out, char *err, size_t errlen)
     if (sc->kind == DBURL_SQLITE)
         rc = parse_sqlite(sep + 3, red, out, err, errlen);
     else
-        rc = parse_postgres(sep + 3, out);
+        rc = parse_postgres(sep + 3, red, out, err, errlen);
 out:
     if (rc == 0) {
         out->redacted = red;
@@ -297,6 +498,7 @@ void dburl_free(struct dburl *u)
         return;
     free(u->path);
     free(u->conninfo);
+    free(u->sslmode);
     free(u->redacted);
     memset(u, 0, sizeof(*u));
 }

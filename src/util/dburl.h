@@ -6,8 +6,16 @@
  *   sqlite:////absolute/path.db      → path "/absolute/path.db"
  *   sqlite+aiosqlite:///...          → the old Python app's spelling, same meaning
  *   postgresql://... postgres://... postgresql+asyncpg://...  → kind POSTGRES
- *     (the whole URL is kept in `conninfo`, driver suffix removed;
- *      the PostgreSQL issue refines the query parameters)
+ *     (the URL is kept in `conninfo` as a libpq URI, driver suffix removed).
+ *     Query parameters: sslmode, sslrootcert, sslcert, sslkey,
+ *     channel_binding, connect_timeout, application_name, options,
+ *     target_session_attrs, and host, hostaddr, port, dbname, user,
+ *     password, pass through; the old app's ssl=VALUE becomes
+ *     sslmode=VALUE (true: require, false: disable). Any other name is an
+ *     error naming it; so is a value libpq would refuse only when
+ *     connecting (sslmode, channel_binding, target_session_attrs,
+ *     connect_timeout), and ssl and sslmode that disagree. `sslmode` holds
+ *     the mode asked for (NULL when the URL names none: libpq's "prefer").
  * Schemes compare case-insensitively. A SQLite path is percent-decoded
  * (%20 → space; %00 and bad escapes are errors); a `?query` or `#fragment`
  * on a SQLite URL is an error (none is supported yet), and so is a host
@@ -50,6 +58,7 @@ struct dburl {
     enum dburl_kind kind;
     char *path;     /* SQLite: the file path; NULL otherwise */
     char *conninfo; /* PostgreSQL: a libpq URI (driver suffix removed); NULL otherwise */
+    char *sslmode;  /* PostgreSQL: the sslmode of the URL, NULL when it names none */
     char *redacted; /* the URL with any password replaced by "***", safe to log */
 };
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1183,8 +1184,9 @@ bool e2e_log_wait(const char *log_path, const char *needle, int timeout_ms)
     }
 }
 
-/* The port from the `msg=listening addr=HOST:PORT` line, 0 when not there yet. */
-static int find_listening(const char *text)
+/* The value of `key` in the first complete `msg=listening` line of `text`
+ * (caller frees), NULL when there is no such line (yet) or no such key. */
+static char *listening_value(const char *text, const char *key)
 {
     for (const char *line = text; line && *line;) {
         const char *nl = strchr(line, '\n');
@@ -1195,21 +1197,71 @@ static int find_listening(const char *text)
         memcpy(copy, line, n);
         copy[n] = '\0';
         char *msg = e2e_logfmt_get(copy, "msg");
-        int port = 0;
-        if (msg && strcmp(msg, "listening") == 0) {
-            char *addr = e2e_logfmt_get(copy, "addr");
-            const char *colon = addr ? strrchr(addr, ':') : NULL;
-            if (colon)
-                port = (int)strtol(colon + 1, NULL, 10);
-            free(addr);
-        }
+        bool listening = msg && strcmp(msg, "listening") == 0;
+        char *val = listening ? e2e_logfmt_get(copy, key) : NULL;
         free(msg);
         free(copy);
-        if (port > 0)
-            return port;
+        if (listening)
+            return val;
         line = nl + 1;
     }
-    return 0;
+    return NULL;
+}
+
+/* The port from the `msg=listening addr=HOST:PORT` line, 0 when not there yet. */
+static int find_listening(const char *text)
+{
+    char *addr = listening_value(text, "addr");
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    int port = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
+    free(addr);
+    return port;
+}
+
+static bool is_postgres_url(const char *url)
+{
+    return strncasecmp(url, "postgres://", 11) == 0 || strncasecmp(url, "postgresql://", 13) == 0 ||
+           strncasecmp(url, "postgresql+", 11) == 0;
+}
+
+/* The server really uses the database it was given: its listening line says
+ * database=postgres...://...HOST:PORT... for a PostgreSQL URL (HOST:PORT
+ * taken from the URL) and database=sqlite... otherwise. 0, or -1 with a
+ * reason in err. */
+static int check_database(const struct e2e_server *s, char *err, size_t errlen)
+{
+    char *text = e2e_read_file(s->log, NULL);
+    char *label = text ? listening_value(text, "database") : NULL;
+    int rc = -1;
+    free(text);
+    if (!label) {
+        snprintf(err, errlen, "no database=... in the server's listening line (%s)", s->log);
+        return -1;
+    }
+    if (is_postgres_url(s->db_url)) {
+        /* HOST:PORT: after the userinfo ('@'), up to the path or query */
+        const char *auth = strstr(s->db_url, "://") + 3;
+        size_t alen = strcspn(auth, "/?#");
+        const char *hp = auth;
+        for (size_t i = 0; i < alen; i++) {
+            if (auth[i] == '@')
+                hp = auth + i + 1; /* the last '@' ends the userinfo */
+        }
+        size_t hlen = alen - (size_t)(hp - auth);
+        char *want = e2e_xasprintf("%.*s", (int)hlen, hp);
+        if (strncasecmp(label, "postgres", 8) == 0 && strstr(label, want))
+            rc = 0;
+        else
+            snprintf(err, errlen, "DATABASE_URL is PostgreSQL (%s) but the server says database=%s",
+                     want, label);
+        free(want);
+    } else if (strncasecmp(label, "sqlite", 6) == 0) {
+        rc = 0;
+    } else {
+        snprintf(err, errlen, "expected an SQLite database, the server says database=%s", label);
+    }
+    free(label);
+    return rc;
 }
 
 static void tail_into(char *err, size_t errlen, const char *prefix, const char *log)
@@ -1318,6 +1370,26 @@ int e2e_run(const char *const *args, const char *const *env, char **out, int tim
 /* the shared server: runner-process hooks and main                   */
 /* ------------------------------------------------------------------ */
 
+int e2e_server_wait_ready(const struct e2e_server *s, int timeout_ms, char *err, size_t errlen)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        struct e2e_req rq = {.base = s->base, .path = "/readyz"};
+        struct e2e_resp *r = e2e_send(&rq);
+        bool ok = r->status == 200;
+        if (!ok && mono_ms() >= deadline)
+            snprintf(err, errlen, "listening, but /readyz still answers %ld %s %s after %d ms "
+                     "(database %s unreachable?)", r->status, r->error, e2e_excerpt(r),
+                     timeout_ms, s->db_url);
+        e2e_resp_free(r);
+        if (ok)
+            return 0;
+        if (mono_ms() >= deadline)
+            return -1;
+        sleep_ms(50);
+    }
+}
+
 static struct e2e_server shared;
 static bool shared_started;
 static bool shared_exit_ok = true;
@@ -1329,7 +1401,13 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
     (void)set;
     char err[4096];
-    if (e2e_server_start(&shared, NULL, err, sizeof(err)) != 0) {
+    int rc = e2e_server_start(&shared, NULL, err, sizeof(err));
+    if (rc == 0 && (check_database(&shared, err, sizeof(err)) != 0 ||
+                    e2e_server_wait_ready(&shared, 20000, err, sizeof(err)) != 0)) {
+        e2e_server_stop(&shared, SIGKILL, 5000);
+        rc = -1;
+    }
+    if (rc != 0) {
         fprintf(stderr, "e2e: could not start the shared server: %s\n", err);
         setenv(E2E_ENV_START_ERROR, err, 1);
         e2e_server_cleanup(&shared);
@@ -1341,8 +1419,12 @@ ReportHook(PRE_ALL)(struct criterion_test_set *set)
     setenv(E2E_ENV_BASE_URL, shared.base, 1);
     setenv(E2E_ENV_SERVER_LOG, shared.log, 1);
     setenv(E2E_ENV_DB_URL, shared.db_url, 1);
-    fprintf(stderr, "e2e: server pid %d at %s, log %s\n", (int)shared.pid, shared.base,
-            shared.log);
+    char *text = e2e_read_file(shared.log, NULL);
+    char *label = text ? listening_value(text, "database") : NULL;
+    fprintf(stderr, "e2e: server pid %d at %s, database %s, log %s\n", (int)shared.pid,
+            shared.base, label ? label : "?", shared.log);
+    free(label);
+    free(text);
 }
 
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)

@@ -4,8 +4,12 @@
  * The runner process (Criterion's, before it spawns any test) starts ONE
  * server in ReportHook(PRE_ALL) and publishes its base URL in E2E_BASE_URL
  * and its stderr log file in E2E_SERVER_LOG; test workers inherit both (BoxFort
- * fork+execs them with the runner's environment). ReportHook(POST_ALL) stops
- * it with SIGTERM and checks exit status 0; main() prints `N passed, N failed`.
+ * fork+execs them with the runner's environment). Before publishing, it
+ * checks that the server uses the database it was given (the listening
+ * line's database=: postgres...HOST:PORT for a PostgreSQL URL, sqlite...
+ * otherwise) and that /readyz answers 200 within 20 s; otherwise every test
+ * fails with the reason. ReportHook(POST_ALL) stops it with SIGTERM and
+ * checks exit status 0; main() prints `N passed, N failed`.
  *
  * Server environment: DATABASE_URL passes through when the test process has
  * it, otherwise a fresh temporary SQLite file per run; HOST=127.0.0.1, PORT=0,
@@ -236,6 +240,10 @@ void e2e_server_cleanup(struct e2e_server *s);
 bool e2e_log_wait(const char *log_path, const char *needle, int timeout_ms);
 /* Start a server for one test; fails the test on error. */
 void e2e_server_start_or_fail(struct e2e_server *s, const struct e2e_server_opts *o);
+/* Wait up to timeout_ms for /readyz 200 (a PostgreSQL server listens before
+ * its pool has connected). 0, or -1 with a reason in err. No assertion: the
+ * runner process may call it. */
+int e2e_server_wait_ready(const struct e2e_server *s, int timeout_ms, char *err, size_t errlen);
 
 /* Whole file (NUL-terminated; caller frees) or NULL. */
 char *e2e_read_file(const char *path, size_t *len);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -850,45 +851,197 @@ Test(ops, acknowledged_writes_survive_kill_9, .timeout = 90)
     e2e_server_cleanup(&s);
 }
 
-Test(ops, readyz_503_when_schema_is_not_current, .timeout = 60)
+/* `url` with its database (the path) replaced by `db`, into out. */
+static void url_with_db(char *out, size_t outlen, const char *url, const char *db)
+{
+    const char *auth = strstr(url, "://");
+    const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+    cr_assert(slash, "no database in %s", url);
+    const char *rest = slash + 1 + strcspn(slash + 1, "?#");
+    snprintf(out, outlen, "%.*s/%s%s", (int)(slash - url), url, db, rest);
+}
+
+/* A shell command running psql (no psqlrc, errors fatal) on `url` with `sql`. */
+static void psql_cmd(char *out, size_t outlen, const char *url, const char *sql)
+{
+    const char *bindir = getenv("PG_BINDIR");
+    snprintf(out, outlen, "'%s/psql' -X -Atq -v ON_ERROR_STOP=1 -d '%s' -c '%s' 2>&1",
+             bindir && *bindir ? bindir : "/usr/lib/postgresql/15/bin", url, sql);
+}
+
+static int psql(const char *url, const char *sql)
+{
+    char cmd[1400];
+    psql_cmd(cmd, sizeof(cmd), url, sql);
+    return system(cmd);
+}
+
+/* Where the schema test runs: its own SQLite file, or its own database in
+ * the PostgreSQL cluster of scripts/with-pg (through PgBouncer when
+ * DATABASE_URL points there); `forget` empties schema_migrations. */
+struct schema_db {
+    char dir[256];        /* SQLite: the temp dir */
+    char url[600];        /* for the server */
+    char admin[600];      /* PostgreSQL: the cluster itself, database `name` */
+    char cluster[600];    /* PostgreSQL: the cluster, its own database */
+    char name[64];
+    char forget[1400];    /* shell command emptying schema_migrations */
+};
+
+static void schema_db_make(struct schema_db *d)
 {
     const char *ext = getenv("DATABASE_URL");
-    if (ext && *ext && strncmp(ext, "sqlite", 6) != 0)
-        cr_skip_test("needs the SQLite backend (DATABASE_URL=%s)", ext);
-    if (access("/usr/bin/sqlite3", X_OK) != 0)
-        cr_skip_test("no sqlite3 command");
+    memset(d, 0, sizeof(*d));
+    if (!ext || !*ext || strncmp(ext, "sqlite", 6) == 0) {
+        if (access("/usr/bin/sqlite3", X_OK) != 0)
+            cr_skip_test("no sqlite3 command");
+        const char *t = getenv("TMPDIR");
+        snprintf(d->dir, sizeof(d->dir), "%s/todo-e2e-ready-XXXXXX", t && *t ? t : "/tmp");
+        cr_assert(mkdtemp(d->dir));
+        snprintf(d->url, sizeof(d->url), "sqlite:///%s/todo.db", d->dir);
+        snprintf(d->forget, sizeof(d->forget),
+                 "sqlite3 -cmd '.timeout 5000' '%s/todo.db' 'DELETE FROM schema_migrations;' 2>&1",
+                 d->dir);
+        return;
+    }
+    const char *cluster = getenv("WITH_PG_CLUSTER_URL");
+    if (!cluster || !*cluster)
+        cr_skip_test("PostgreSQL without scripts/with-pg (WITH_PG_CLUSTER_URL): cannot make a "
+                     "database of its own");
+    char hex[17];
+    e2e_random_hex(hex, 16);
+    snprintf(d->name, sizeof(d->name), "todo_ready_%s", hex);
+    snprintf(d->cluster, sizeof(d->cluster), "%s", cluster);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", d->name);
+    cr_assert_eq(psql(cluster, sql), 0, "psql: %s failed", sql);
+    url_with_db(d->url, sizeof(d->url), ext, d->name);
+    url_with_db(d->admin, sizeof(d->admin), cluster, d->name);
+    psql_cmd(d->forget, sizeof(d->forget), d->admin, "DELETE FROM schema_migrations");
+}
+
+static void schema_db_drop(struct schema_db *d)
+{
+    if (d->name[0]) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", d->name);
+        cr_expect_eq(psql(d->cluster, sql), 0, "psql: %s failed", sql);
+    }
+}
+
+Test(ops, readyz_503_when_schema_is_not_current, .timeout = 60)
+{
+    struct schema_db d;
+    schema_db_make(&d);
     struct e2e_server s;
-    char dir[256], url[400], err[2048];
-    const char *t = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/todo-e2e-ready-XXXXXX", t && *t ? t : "/tmp");
-    cr_assert(mkdtemp(dir));
-    snprintf(url, sizeof(url), "sqlite:///%s/todo.db", dir);
-    struct e2e_server_opts o = {.dir = dir, .database_url = url};
+    char err[2048];
+    struct e2e_server_opts o = {.dir = d.dir[0] ? d.dir : NULL, .database_url = d.url};
     int rc = e2e_server_start(&s, &o, err, sizeof(err));
-    s.own_dir = true;
+    if (d.dir[0])
+        s.own_dir = true;
     if (rc != 0) {
         e2e_server_cleanup(&s);
+        schema_db_drop(&d);
         cr_assert_fail("%s", err);
     }
     struct e2e_resp *r = get_at(s.base, "/readyz", NULL);
     long before = r->status;
     e2e_resp_free(r);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd),
-             "sqlite3 -cmd '.timeout 5000' '%s/todo.db' 'DELETE FROM schema_migrations;' 2>&1",
-             dir);
-    int sh = system(cmd);
+    int sh = system(d.forget);
     r = get_at(s.base, "/readyz", NULL);
     struct e2e_resp *h = get_at(s.base, "/healthz", NULL);
     long healthz = h->status;
     e2e_resp_free(h);
     e2e_server_stop(&s, SIGTERM, 15000);
     e2e_server_cleanup(&s);
+    schema_db_drop(&d);
     cr_assert_eq(before, 200);
-    cr_assert_eq(sh, 0, "sqlite3 failed");
+    cr_assert_eq(sh, 0, "%s failed", d.forget);
     E2E_PROBLEM(r, 503);
     cr_assert_eq(healthz, 200, "/healthz answers 200 while the process runs");
     e2e_resp_free(r);
+}
+
+/* ---- PgBouncer (scripts/with-pg --pgbouncer) ---- */
+
+struct pooler_run {
+    const char *base;
+    const struct e2e_user *u;
+    int bad;               /* requests not answered as expected */
+    char first_bad[300];
+    pthread_mutex_t mu;
+};
+
+static void pooler_expect(struct pooler_run *p, struct e2e_resp *r, long want)
+{
+    if (r->status == want)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->bad++ == 0)
+        snprintf(p->first_bad, sizeof(p->first_bad), "%.60s: %ld %.60s %.160s", r->what, r->status,
+                 r->error, e2e_excerpt(r));
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Create, read and list a few todos: reads and writes on every connection. */
+static void pooler_worker(int i, void *arg)
+{
+    struct pooler_run *p = arg;
+    for (int k = 0; k < 5; k++) {
+        char body[96];
+        snprintf(body, sizeof(body), "{\"title\": \"pooler %d.%d\"}", i, k);
+        struct e2e_req rq = {.method = "POST", .base = p->base, .path = "/api/v1/todos",
+                             .token = p->u->token, .ctype = "application/json", .body = body};
+        struct e2e_resp *r = e2e_send(&rq);
+        pooler_expect(p, r, 201);
+        const char *id = r->status == 201 ? e2e_str(r->json, "id") : NULL;
+        if (id) {
+            struct e2e_resp *g = get_at(p->base, e2e_todo_path(id), p->u->token);
+            pooler_expect(p, g, 200);
+            e2e_resp_free(g);
+        }
+        e2e_resp_free(r);
+        r = get_at(p->base, "/api/v1/todos?limit=5", p->u->token);
+        pooler_expect(p, r, 200);
+        e2e_resp_free(r);
+    }
+}
+
+/* Through PgBouncer in transaction mode, a host named like a Neon pooler
+ * endpoint (a first label ending in -pooler) turns named prepared statements
+ * off by itself, without DB_PREPARED_STATEMENTS. With them on, most requests
+ * fail through PgBouncer (`DB_PREPARED_STATEMENTS=true scripts/with-pg
+ * --pgbouncer -- ...` shows it), so this load is enough to tell. */
+Test(ops, pgbouncer_pooler_host_needs_no_setting, .timeout = 90)
+{
+    const char *port = getenv("WITH_PG_PGBOUNCER_PORT");
+    if (!port || !*port)
+        cr_skip_test("needs PgBouncer from scripts/with-pg --pgbouncer");
+    char url[160];
+    snprintf(url, sizeof(url), "postgresql://postgres@pgbouncer-poolerx:%s/todo?hostaddr=127.0.0.1",
+             port);
+    const char *const unset[] = {"DB_PREPARED_STATEMENTS", NULL};
+    struct e2e_server_opts o = {.database_url = url, .unset = unset};
+    struct e2e_server s;
+    char err[1024];
+    e2e_server_start_or_fail(&s, &o);
+    if (e2e_server_wait_ready(&s, 20000, err, sizeof(err)) != 0) {
+        e2e_server_stop(&s, SIGKILL, 5000);
+        e2e_server_cleanup(&s);
+        cr_assert_fail("%s", err);
+    }
+    struct e2e_user u;
+    make_user_at(s.base, &u, "pooler");
+    struct pooler_run p = {.base = s.base, .u = &u};
+    pthread_mutex_init(&p.mu, NULL);
+    e2e_parallel(8, pooler_worker, &p);
+    pthread_mutex_destroy(&p.mu);
+    int st = e2e_server_stop(&s, SIGTERM, 15000);
+    e2e_server_cleanup(&s);
+    cr_assert_eq(p.bad, 0, "%d of 120 requests failed through PgBouncer; first: %s", p.bad,
+                 p.first_bad);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "server %s",
+              e2e_status_text(st));
 }
 
 Test(ops, keep_alive_connection_serves_many_requests)

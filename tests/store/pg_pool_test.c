@@ -1,13 +1,16 @@
 /*
  * store/pg_pool against a real PostgreSQL server (tests/store/pg_cluster.h):
  * exclusive writers, FIFO waiting, wait deadlines, the waiter cap, a
- * database that cannot be reached, and replacement of broken connections.
+ * database that cannot be reached, replacement of broken connections,
+ * overflow writers, recycling and pre-ping.
  */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pg_cluster.h"
 #include "store/pg_pool.h"
@@ -239,4 +242,191 @@ Test(pg_pool, broken_connections_are_replaced)
         cr_assert_lt(mono_ms(), end, "the reader was not replaced");
         h2o_evloop_run(loop, 10);
     }
+}
+
+/* ---- overflow, recycling, pre-ping --------------------------------------- */
+
+static int backend_pid(struct pg_conn *c)
+{
+    return PQbackendPID(pg_conn_pgconn(c));
+}
+
+/* Run the loop for `ms`. */
+static void run_for(int64_t ms)
+{
+    int64_t end = mono_ms() + ms;
+
+    while (mono_ms() < end)
+        h2o_evloop_run(loop, 10);
+}
+
+/* Does the server still have backend `pid`? (A closed connection's backend
+ * leaves shortly after.) */
+static bool backend_alive(int pid)
+{
+    PGconn *pg = PQconnectdb(pg_cluster_url());
+    char sql[128];
+    bool alive;
+
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK);
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_stat_activity WHERE pid = %d", pid);
+    PGresult *r = PQexec(pg, sql);
+    alive = PQntuples(r) == 1;
+    PQclear(r);
+    PQfinish(pg);
+    return alive;
+}
+
+Test(pg_pool, overflow_writers_open_under_load_and_close_when_idle)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
+                                .nwriters = 1, .noverflow = 1, .timeout_ms = 10000};
+    struct waiter a = {.wt.cb = on_wait}, b = {.wt.cb = on_wait};
+    struct pg_conn *c;
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    c = take_writer_eventually();
+    cr_assert_eq(pg_pool_open_connections(pool), 2, "the overflow slot starts closed");
+    /* A write waits: an overflow writer is opened for it. */
+    cr_assert_eq(pg_pool_wait(pool, PG_POOL_WRITER, &a.wt), 0);
+    run_until_called(&a);
+    cr_assert_not_null(a.got, "%s", pg_pool_error(pool));
+    cr_assert_neq(a.got, c, "a new connection, not the held one");
+    int pid = backend_pid(a.got);
+    /* Both held: the next one waits (the overflow is used up). */
+    cr_assert_eq(pg_pool_wait(pool, PG_POOL_WRITER, &b.wt), 0);
+    run_for(200);
+    cr_assert_eq(b.calls, 0);
+    /* Given back with a write waiting: it serves that one. */
+    pg_pool_release_writer(pool, a.got);
+    cr_assert_eq(b.calls, 1);
+    cr_assert_eq(b.got, a.got);
+    /* Given back with nobody waiting: the overflow connection is closed. */
+    pg_pool_release_writer(pool, b.got);
+    cr_assert_eq(pg_pool_open_connections(pool), 2);
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while (backend_alive(pid)) {
+        cr_assert_lt(mono_ms(), end, "the overflow backend stayed");
+        run_for(50);
+    }
+    pg_pool_release_writer(pool, c);
+}
+
+Test(pg_pool, connections_are_recycled_after_their_age)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
+                                .nwriters = 1, .timeout_ms = 10000, .recycle_ms = 600};
+    struct pg_conn *c;
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    c = take_writer_eventually();
+    int writer = backend_pid(c), reader = backend_pid(pg_pool_reader(pool));
+    pg_pool_release_writer(pool, c);
+    run_for(200);
+    c = take_writer_eventually();
+    cr_assert_eq(backend_pid(c), writer, "young: reused");
+    pg_pool_release_writer(pool, c);
+    /* Older than recycle_ms: replaced while idle, both kinds. */
+    int64_t end = mono_ms() + DEADLINE_MS;
+    for (;;) {
+        struct pg_conn *r = pg_pool_reader(pool);
+        c = pg_pool_take_writer(pool);
+        bool renewed = r != NULL && c != NULL && backend_pid(r) != reader &&
+                       backend_pid(c) != writer;
+        if (c != NULL)
+            pg_pool_release_writer(pool, c);
+        if (renewed)
+            break;
+        cr_assert_lt(mono_ms(), end, "not recycled");
+        run_for(50);
+    }
+}
+
+Test(pg_pool, recycling_off_keeps_connections)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
+                                .nwriters = 1, .timeout_ms = 10000};
+    struct pg_conn *c;
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    c = take_writer_eventually();
+    int writer = backend_pid(c), reader = backend_pid(pg_pool_reader(pool));
+    pg_pool_release_writer(pool, c);
+    run_for(2500);
+    c = take_writer_eventually();
+    cr_assert_eq(backend_pid(c), writer);
+    cr_assert_eq(backend_pid(pg_pool_reader(pool)), reader);
+    pg_pool_release_writer(pool, c);
+}
+
+/* The backend's last statement, as pg_stat_activity shows it. */
+static char *last_query(int pid)
+{
+    PGconn *pg = PQconnectdb(pg_cluster_url());
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "SELECT query FROM pg_stat_activity WHERE pid = %d", pid);
+    PGresult *r = PQexec(pg, sql);
+    char *q = strdup(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(pg);
+    return q;
+}
+
+Test(pg_pool, pre_ping_checks_an_idle_writer_and_replaces_a_dead_one)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
+                                .nwriters = 1, .timeout_ms = 10000, .pre_ping = true};
+    struct waiter a = {.wt.cb = on_wait}, b = {.wt.cb = on_wait};
+    struct pg_conn *c;
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    c = take_writer_eventually();
+    int pid = backend_pid(c);
+    pg_pool_release_writer(pool, c);
+    /* Used again at once: no ping. */
+    c = pg_pool_take_writer(pool);
+    cr_assert_not_null(c);
+    pg_pool_release_writer(pool, c);
+    /* Idle for over a second: it answers a ping before anyone gets it. */
+    run_for(PG_POOL_PRE_PING_IDLE_MS + 200);
+    cr_assert_null(pg_pool_take_writer(pool), "handed out without a ping");
+    cr_assert_eq(pg_pool_wait(pool, PG_POOL_WRITER, &a.wt), 0);
+    run_until_called(&a);
+    cr_assert_eq(a.got, c, "the same connection, after its ping");
+    char *q = last_query(pid);
+    cr_assert_str_eq(q, "SELECT 1", "the ping did not reach the server");
+    free(q);
+    pg_pool_release_writer(pool, a.got);
+    /* Idle, then killed without the loop noticing: the ping finds out and
+     * the waiter gets a fresh connection instead of a dead one. */
+    run_for(PG_POOL_PRE_PING_IDLE_MS + 200);
+    kill_backend(c);
+    usleep(100 * 1000);
+    cr_assert_null(pg_pool_take_writer(pool));
+    cr_assert_eq(pg_pool_wait(pool, PG_POOL_WRITER, &b.wt), 0);
+    run_until_called(&b);
+    cr_assert_not_null(b.got, "%s", pg_pool_error(pool));
+    cr_assert_neq(backend_pid(b.got), pid, "a new connection");
+    cr_assert_eq(pg_conn_state(b.got), PG_CONN_IDLE);
+    pg_pool_release_writer(pool, b.got);
+}
+
+Test(pg_pool, without_pre_ping_an_idle_writer_is_handed_out_at_once)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
+                                .nwriters = 1, .timeout_ms = 10000};
+    struct pg_conn *c;
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    c = take_writer_eventually();
+    pg_pool_release_writer(pool, c);
+    run_for(PG_POOL_PRE_PING_IDLE_MS + 200);
+    cr_assert_eq(pg_pool_take_writer(pool), c);
+    pg_pool_release_writer(pool, c);
 }

@@ -536,3 +536,230 @@ Test(store_pg, database_down_then_up_without_reattaching)
     cr_assert_eq(RUN(&c, create_todo(user, id, "after restart", T0, &c)), STORE_OK, "%s",
                  c.message);
 }
+
+/* ---- start-up: open never needs the database ------------------------------ */
+
+/* The backend's open with start-up migrations, as store_open_opts does it. */
+static int open_migrating(const char *url, char *err, size_t errlen)
+{
+    S = (struct store){._be = &store_backend_pg, ._opts = {.migrate = true}};
+    return store_backend_pg.open(&S, url, err, errlen);
+}
+
+/* store_ping's outcome: the submit's refusal or the completion's status. */
+static int ping_now(char *message, size_t len)
+{
+    struct box p = {0};
+    int rc = store_ping(W, on_done, &p, NULL);
+
+    if (rc == 0) {
+        wait_for(&p.calls, 1, DEADLINE_MS);
+        rc = p.status;
+    }
+    if (message != NULL)
+        snprintf(message, len, "%s", p.message);
+    return rc;
+}
+
+Test(store_pg, open_with_the_database_down_then_ready_without_reopening)
+{
+    char url[512], err[512], msg[256], user[UUID_STR_LEN + 1];
+    struct box g = {0};
+
+    if (!pg_cluster_owned())
+        cr_skip_test("PG_TEST_URL names a server this test must not stop");
+    fresh_database(url, sizeof(url));
+    pg_cluster_halt();
+    int64_t started = mono_ms();
+    cr_assert_eq(open_migrating(url, err, sizeof(err)), 0, "open failed: %s", err);
+    cr_assert_lt(mono_ms() - started, 3000, "open waited for an unreachable database");
+    attach();
+    /* Not ready, and requests are refused at once, not left hanging. */
+    cr_assert_eq(ping_now(NULL, 0), STORE_UNAVAILABLE);
+    int rc = store_todo_get(W, "0190f1f0-0000-7000-8000-000000000001",
+                            "0190f1f0-0000-7000-8000-000000000002", on_done, &g, NULL);
+    if (rc == 0) {
+        wait_for(&g.calls, 1, DEADLINE_MS);
+        rc = g.status;
+    }
+    cr_assert_eq(rc, STORE_UNAVAILABLE);
+    /* The database comes up: migrations are applied and the same store
+     * becomes ready by itself. */
+    pg_cluster_start();
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while ((rc = ping_now(msg, sizeof(msg))) != STORE_OK) {
+        cr_assert_lt(mono_ms(), end, "never became ready: %s", msg);
+        for (int i = 0; i < 10; i++)
+            h2o_evloop_run(loop, 10);
+    }
+    int64_t version = 0;
+    cr_assert_eq(store_backend_pg.schema_version(&S, &version), STORE_OK);
+    cr_assert_eq(version, migrate_latest_version("postgres"));
+    make_user(user, T0);
+}
+
+Test(store_pg, a_reachable_database_is_migrated_before_open_returns)
+{
+    char url[512], err[512];
+    int64_t version = 0;
+
+    fresh_database(url, sizeof(url));
+    cr_assert_eq(open_migrating(url, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(store_backend_pg.schema_version(&S, &version), STORE_OK);
+    cr_assert_eq(version, migrate_latest_version("postgres"));
+    attach();
+    cr_assert_eq(ping_now(NULL, 0), STORE_OK);
+}
+
+Test(store_pg, ping_says_when_the_schema_is_missing)
+{
+    char url[512], msg[256];
+
+    fresh_database(url, sizeof(url));
+    open_store(url); /* no migrations asked for */
+    attach();
+    int64_t end = mono_ms() + DEADLINE_MS;
+    int rc;
+    /* UNAVAILABLE while the pool connects, then because of the schema. */
+    while ((rc = ping_now(msg, sizeof(msg))) == STORE_UNAVAILABLE && strstr(msg, "schema") == NULL)
+        cr_assert_lt(mono_ms(), end, "%s", msg);
+    cr_assert_eq(rc, STORE_UNAVAILABLE);
+    cr_assert(strstr(msg, "no schema"), "%s", msg);
+}
+
+Test(store_pg, a_failing_migration_at_start_is_fatal)
+{
+    char url[512], err[512];
+    PGconn *pg;
+
+    fresh_database(url, sizeof(url));
+    pg = side_to(url);
+    side_exec(pg, "CREATE TABLE users (x integer)"); /* 0001 cannot create it */
+    PQfinish(pg);
+    cr_assert_eq(open_migrating(url, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "already exists"), "%s", err);
+    cr_assert_null(S._priv, "nothing left open");
+}
+
+Test(store_pg, a_url_that_can_never_work_fails_at_open)
+{
+    static const struct {
+        const char *url, *needle;
+    } bad[] = {
+        {"postgresql://u:hunter22@[::1/todo", "malformed"},
+        {"postgresql://u:hunter22@h/todo?sslmode=bogus", "sslmode"},
+        {"postgresql://u:hunter22@h/todo?sslmde=require", "\"sslmde\""},
+        {"postgresql://u:hunter22@h/todo?ssl=require&sslmode=disable", "disagree"},
+    };
+    char err[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t started = mono_ms();
+        struct store *s = store_open(bad[i].url, true, err, sizeof(err));
+        cr_assert_null(s, "%s opened", bad[i].url);
+        cr_assert(strstr(err, bad[i].needle), "%s: %s", bad[i].url, err);
+        cr_assert_null(strstr(err, "hunter22"), "password in: %s", err);
+        cr_assert_lt(mono_ms() - started, 1000, "%s: it tried to connect", bad[i].url);
+    }
+}
+
+/* ---- pool settings ----------------------------------------------------- */
+
+static int count_backends(const char *db)
+{
+    PGconn *pg = side_to(pg_cluster_url());
+    char sql[256];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'"
+             " AND application_name = 'todo'",
+             db);
+    char *n = side_text(pg, sql);
+    int count = (int)strtol(n, NULL, 10);
+    free(n);
+    PQfinish(pg);
+    return count;
+}
+
+Test(store_pg, pool_size_is_shared_out_among_workers)
+{
+    char url[512], err[512];
+
+    fresh_database(url, sizeof(url));
+    S = (struct store){._be = &store_backend_pg,
+                       ._opts = {.migrate = true, .workers = 2, .pool_size = 5}};
+    cr_assert_eq(store_backend_pg.open(&S, url, err, sizeof(err)), 0, "%s", err);
+    attach(); /* one worker of two: its share is 3 = 1 reader + 2 writers */
+    cr_assert_eq(ping_now(NULL, 0), STORE_OK);
+    int64_t end = mono_ms() + DEADLINE_MS;
+    int n;
+    while ((n = count_backends(dbname)) != 3) {
+        cr_assert_lt(mono_ms(), end, "%d backends, expected 3", n);
+        for (int i = 0; i < 10; i++)
+            h2o_evloop_run(loop, 10);
+    }
+}
+
+struct locker {
+    const char *url, *id;
+    int hold_ms;
+    bool locked;
+};
+
+/* Hold a row lock on todo `id` for hold_ms from a side connection. */
+static void *hold_lock(void *arg)
+{
+    struct locker *l = arg;
+    PGconn *pg = PQconnectdb(l->url);
+    char sql[160];
+
+    PQclear(PQexec(pg, "BEGIN"));
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM todos WHERE id = '%s' FOR UPDATE", l->id);
+    PQclear(PQexec(pg, sql));
+    __atomic_store_n(&l->locked, true, __ATOMIC_SEQ_CST);
+    usleep((useconds_t)l->hold_ms * 1000);
+    PQclear(PQexec(pg, "COMMIT"));
+    PQfinish(pg);
+    return NULL;
+}
+
+Test(store_pg, a_request_that_cannot_get_a_connection_in_time_is_unavailable)
+{
+    char url[512], err[512], user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1], id2[UUID_STR_LEN + 1];
+    struct box c = {0}, held = {0}, late = {0};
+    struct todo_patch p = {.has_completed = true, .completed = true};
+    pthread_t th;
+
+    fresh_database(url, sizeof(url));
+    /* One writer, no overflow, a 400 ms wait at most. */
+    S = (struct store){._be = &store_backend_pg,
+                       ._opts = {.migrate = true, .workers = 1, .pool_size = 2,
+                                 .pool_timeout_ms = 400}};
+    cr_assert_eq(store_backend_pg.open(&S, url, err, sizeof(err)), 0, "%s", err);
+    attach();
+    make_user(user, T0);
+    uuid_v7(timefmt_now_ms(), id);
+    cr_assert_eq(RUN(&c, create_todo(user, id, "locked", T0, &c)), STORE_OK);
+    struct locker l = {.url = url, .id = id, .hold_ms = 2000};
+    cr_assert_eq(pthread_create(&th, NULL, hold_lock, &l), 0);
+    while (!__atomic_load_n(&l.locked, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    /* This PATCH waits on the row lock, holding the only writer... */
+    struct todo_write wr = {.user_id = user, .id = id, .patch = &p,
+                            .if_match = STORE_IF_MATCH_NONE, .now_ms = T0 + 1};
+    cr_assert_eq(store_todo_patch(W, &wr, on_done, &held, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        h2o_evloop_run(loop, 10);
+    /* ...so this write gets no connection within the timeout. */
+    uuid_v7(timefmt_now_ms(), id2);
+    int64_t started = mono_ms();
+    cr_assert_eq(RUN(&late, create_todo(user, id2, "late", T0, &late)), STORE_UNAVAILABLE);
+    int64_t waited = mono_ms() - started;
+    cr_assert_geq(waited, 350, "answered after %lld ms", (long long)waited);
+    cr_assert_lt(waited, 1500, "answered after %lld ms", (long long)waited);
+    cr_assert(strstr(late.message, "timed out"), "%s", late.message);
+    /* The PATCH completes once the lock goes. */
+    wait_for(&held.calls, 1, DEADLINE_MS);
+    cr_assert_eq(held.status, STORE_OK, "%s", held.message);
+    pthread_join(th, NULL);
+}

@@ -17,6 +17,13 @@ static const char *const VARS[] = {
     "SECRET_KEY",
     "ACCESS_TOKEN_EXPIRE_MINUTES",
     "LOG_LEVEL",
+    "POOL_SIZE",
+    "NEON_POOL_SIZE",
+    "POOL_MAX_OVERFLOW",
+    "POOL_TIMEOUT",
+    "POOL_RECYCLE",
+    "POOL_PRE_PING",
+    "DB_PREPARED_STATEMENTS",
 };
 
 static char env_path[4096];
@@ -95,8 +102,14 @@ Test(config, defaults)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cr_assert_eq(cfg.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     cr_assert_eq(cfg.access_token_expire_minutes, 30);
-    cr_assert_eq(cfg.log_level, LOG_INFO);
+    cr_assert_eq(cfg.log_level, LOG_DEBUG, "development logs at debug");
     cr_assert_str_eq(cfg.app_env, "development");
+    cr_assert_eq(cfg.pool_size, 20);
+    cr_assert_eq(cfg.pool_max_overflow, 10);
+    cr_assert_eq(cfg.pool_timeout_s, 30);
+    cr_assert_eq(cfg.pool_recycle_s, 1800);
+    cr_assert(cfg.pool_pre_ping);
+    cr_assert_eq(cfg.db_prepared_statements, -1, "auto");
     cr_assert(cfg.secret_key_generated);
     cr_assert_eq(cfg.secret_key_len, CONFIG_SECRET_KEY_GENERATED_LEN);
 }
@@ -155,7 +168,7 @@ Test(config, from_file)
 {
     load_ok(write_env("PORT=7000\n"
                       "HOST=10.0.0.1\n"
-                      "SECRET_KEY=from-file-secret\n"
+                      "SECRET_KEY=from-file-secret-0123456789abcdef\n"
                       "DATABASE_URL=sqlite+aiosqlite:///./app.db\n"
                       "LOG_LEVEL=debug\n"
                       "ACCESS_TOKEN_EXPIRE_MINUTES=60\n"
@@ -164,8 +177,9 @@ Test(config, from_file)
                       "UNRELATED_SETTING=ignored\n"));
     cr_assert_eq(cfg.port, 7000);
     cr_assert_str_eq(cfg.host, "10.0.0.1");
-    cr_assert_eq(cfg.secret_key_len, strlen("from-file-secret"));
-    cr_assert_eq(memcmp(cfg.secret_key, "from-file-secret", cfg.secret_key_len), 0);
+    cr_assert_eq(cfg.secret_key_len, strlen("from-file-secret-0123456789abcdef"));
+    cr_assert_eq(memcmp(cfg.secret_key, "from-file-secret-0123456789abcdef", cfg.secret_key_len),
+                 0);
     cr_assert_not(cfg.secret_key_generated);
     cr_assert_str_eq(cfg.database_url, "sqlite+aiosqlite:///./app.db");
     cr_assert_eq(cfg.log_level, LOG_DEBUG);
@@ -422,4 +436,287 @@ Test(config, free_is_idempotent)
     config_free(&cfg);
     cr_assert_null(cfg.secret_key);
     config_free(&cfg);
+}
+
+/* ---- environments: .env.<APP_ENV>, defaults, production rules ---- */
+
+static char dir_path[4096];
+static char file_paths[2][4200];
+
+/* `.env` (and `.env.<env>` when `specific` is not NULL) in a fresh
+ * directory; the path of `.env`. Removed by remove_env_dir(). */
+static const char *write_env_dir(const char *dotenv, const char *env, const char *specific)
+{
+    const char *tmp = getenv("TEST_TMPDIR");
+    snprintf(dir_path, sizeof(dir_path), "%s/config_dir_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir_path));
+    snprintf(file_paths[0], sizeof(file_paths[0]), "%s/.env", dir_path);
+    snprintf(file_paths[1], sizeof(file_paths[1]), "%s/.env.%s", dir_path, env ? env : "none");
+    const char *texts[2] = {dotenv, specific};
+    for (int i = 0; i < 2; i++) {
+        if (!texts[i])
+            continue;
+        FILE *f = fopen(file_paths[i], "w");
+        cr_assert_not_null(f);
+        fputs(texts[i], f);
+        fclose(f);
+    }
+    return file_paths[0];
+}
+
+static void remove_env_dir(void)
+{
+    unlink(file_paths[0]);
+    unlink(file_paths[1]);
+    rmdir(dir_path);
+}
+
+#define KEY32 "0123456789abcdef0123456789abcdef"
+
+Test(config, env_specific_file_sits_between_environment_and_dotenv)
+{
+    setenv("HOST", "10.9.9.9", 1);
+    const char *path = write_env_dir("APP_ENV=staging\nPORT=1111\nHOST=10.0.0.1\nWORKERS=3\n",
+                                     "staging", "PORT=2222\nHOST=10.0.0.2\nLOG_LEVEL=error\n");
+    int rc = config_load(&cfg, path, err, sizeof(err));
+    remove_env_dir();
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_str_eq(cfg.app_env, "staging");
+    cr_assert_str_eq(cfg.host, "10.9.9.9", "the environment wins");
+    cr_assert_eq(cfg.port, 2222, ".env.staging wins over .env");
+    cr_assert_eq(cfg.workers, 3, ".env still supplies the rest");
+    cr_assert_eq(cfg.log_level, LOG_ERROR);
+}
+
+Test(config, app_env_from_environment_picks_the_file)
+{
+    setenv("APP_ENV", "production", 1);
+    const char *path = write_env_dir(
+        "SECRET_KEY=short\n", "production",
+        "SECRET_KEY=" KEY32 "\n"
+        "DATABASE_URL=postgresql://user:pass@ep-xxx-123456.us-east-2.aws.neon.tech/todo"
+        "?sslmode=require&channel_binding=require\n");
+    int rc = config_load(&cfg, path, err, sizeof(err));
+    remove_env_dir();
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(cfg.secret_key_len, 32, ".env.production wins over .env");
+    cr_assert(strstr(cfg.database_url, "neon.tech"));
+}
+
+Test(config, a_file_for_another_environment_is_not_read)
+{
+    const char *path = write_env_dir("PORT=1111\n", "production", "PORT=2222\n");
+    int rc = config_load(&cfg, path, err, sizeof(err));
+    remove_env_dir();
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(cfg.port, 1111, "development must not read .env.production");
+}
+
+Test(config, an_error_in_the_env_specific_file_names_it)
+{
+    const char *path = write_env_dir("APP_ENV=staging\n", "staging", "\nPORT=abc\n");
+    int rc = config_load(&cfg, path, err, sizeof(err));
+    remove_env_dir();
+    cr_assert_eq(rc, -1);
+    cr_assert(strstr(err, ".env.staging line 2"), "%s", err);
+}
+
+Test(config, per_environment_defaults)
+{
+    static const struct {
+        const char *env;
+        int pool_size, log_level;
+    } want[] = {
+        {"development", 20, LOG_DEBUG},
+        {"staging", 10, LOG_INFO},
+        {"production", 20, LOG_INFO},
+    };
+    setenv("SECRET_KEY", KEY32, 1);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        setenv("APP_ENV", want[i].env, 1);
+        load_ok(NULL);
+        cr_assert_eq(cfg.pool_size, want[i].pool_size, "%s", want[i].env);
+        cr_assert_eq(cfg.log_level, want[i].log_level, "%s", want[i].env);
+        config_free(&cfg);
+    }
+    /* Explicit values still win. */
+    setenv("POOL_SIZE", "3", 1);
+    setenv("LOG_LEVEL", "error", 1);
+    load_ok(NULL);
+    cr_assert_eq(cfg.pool_size, 3);
+    cr_assert_eq(cfg.log_level, LOG_ERROR);
+}
+
+Test(config, production_needs_a_secret_key)
+{
+    setenv("APP_ENV", "production", 1);
+    load_fails(NULL, "SECRET_KEY", "unset", "production", "32", "openssl rand", NULL);
+}
+
+Test(config, production_needs_a_long_secret_key)
+{
+    setenv("APP_ENV", "production", 1);
+    setenv("SECRET_KEY", "short-secret-1234567890-abcdefg", 1); /* 31 bytes */
+    load_fails(NULL, "SECRET_KEY", "31 bytes", "32", NULL);
+    cr_assert_null(strstr(err, "short-secret"), "the key leaked: %s", err);
+    setenv("SECRET_KEY", KEY32, 1);
+    load_ok(NULL);
+    cr_assert_eq(cfg.secret_key_len, 32);
+}
+
+Test(config, production_needs_tls_to_postgres)
+{
+    static const char *const weak[] = {
+        "postgresql://u:hunter22@db.example.com/todo",
+        "postgresql://u:hunter22@db.example.com/todo?sslmode=prefer",
+        "postgresql://u:hunter22@db.example.com/todo?sslmode=allow",
+        "postgres://u:hunter22@db.example.com/todo?ssl=disable",
+    };
+    static const char *const strong[] = {
+        "postgresql://u:hunter22@db.example.com/todo?sslmode=require",
+        "postgresql+asyncpg://u:hunter22@db.example.com/todo?ssl=require",
+        "postgresql://u:hunter22@db.example.com/todo?sslmode=verify-full&sslrootcert=/ca.pem",
+        "postgresql://u:hunter22@db.example.com/todo?sslmode=verify-ca",
+        "sqlite:///todo.db",
+    };
+    setenv("APP_ENV", "production", 1);
+    setenv("SECRET_KEY", KEY32, 1);
+    for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+        setenv("DATABASE_URL", weak[i], 1);
+        load_fails(NULL, "DATABASE_URL", "TLS", "sslmode=require", NULL);
+        cr_assert_null(strstr(err, "hunter22"), "password leaked: %s", err);
+    }
+    for (size_t i = 0; i < sizeof(strong) / sizeof(strong[0]); i++) {
+        setenv("DATABASE_URL", strong[i], 1);
+        load_ok(NULL);
+        config_free(&cfg);
+    }
+}
+
+Test(config, staging_allows_what_production_refuses)
+{
+    setenv("APP_ENV", "staging", 1);
+    setenv("DATABASE_URL", "postgresql://u@db.example.com/todo", 1);
+    load_ok(NULL);
+    cr_assert(cfg.secret_key_generated);
+}
+
+Test(config, pool_settings)
+{
+    setenv("POOL_SIZE", "7", 1);
+    setenv("POOL_MAX_OVERFLOW", "0", 1);
+    setenv("POOL_TIMEOUT", "5", 1);
+    setenv("POOL_RECYCLE", "0", 1);
+    setenv("POOL_PRE_PING", "False", 1);
+    setenv("DB_PREPARED_STATEMENTS", "false", 1);
+    load_ok(NULL);
+    cr_assert_eq(cfg.pool_size, 7);
+    cr_assert_eq(cfg.pool_max_overflow, 0);
+    cr_assert_eq(cfg.pool_timeout_s, 5);
+    cr_assert_eq(cfg.pool_recycle_s, 0);
+    cr_assert_not(cfg.pool_pre_ping);
+    cr_assert_eq(cfg.db_prepared_statements, 0);
+    config_free(&cfg);
+    setenv("POOL_PRE_PING", "on", 1);
+    setenv("DB_PREPARED_STATEMENTS", "TRUE", 1);
+    load_ok(NULL);
+    cr_assert(cfg.pool_pre_ping);
+    cr_assert_eq(cfg.db_prepared_statements, 1);
+    config_free(&cfg);
+    setenv("DB_PREPARED_STATEMENTS", "auto", 1);
+    load_ok(NULL);
+    cr_assert_eq(cfg.db_prepared_statements, -1);
+}
+
+Test(config, neon_pool_size_is_read_when_pool_size_is_unset)
+{
+    setenv("NEON_POOL_SIZE", "12", 1);
+    load_ok(NULL);
+    cr_assert_eq(cfg.pool_size, 12);
+    config_free(&cfg);
+    setenv("POOL_SIZE", "4", 1);
+    load_ok(NULL);
+    cr_assert_eq(cfg.pool_size, 4, "POOL_SIZE wins");
+    config_free(&cfg);
+    unsetenv("POOL_SIZE");
+    setenv("NEON_POOL_SIZE", "many", 1);
+    load_fails(NULL, "NEON_POOL_SIZE", "\"many\"", NULL);
+}
+
+Test(config, bad_pool_settings)
+{
+    env_fails("POOL_SIZE", "0", "between 1 and 10000");
+    env_fails("POOL_MAX_OVERFLOW", "-1", "between 0 and 10000");
+    env_fails("POOL_TIMEOUT", "0", "between 1 and 3600");
+    env_fails("POOL_RECYCLE", "1h", "between 0 and 604800");
+    env_fails("POOL_PRE_PING", "maybe", "true or false");
+    env_fails("DB_PREPARED_STATEMENTS", "sometimes", "true, false or auto");
+}
+
+Test(config, database_url_query_parameters)
+{
+    setenv("DATABASE_URL", "postgresql+asyncpg://u:pw@h/todo?ssl=require&application_name=x", 1);
+    load_ok(NULL);
+    config_free(&cfg);
+    setenv("DATABASE_URL", "postgresql://u:hunter22@h/todo?sslmode=require&pool_size=5", 1);
+    load_fails(NULL, "DATABASE_URL", "unknown query parameter", "\"pool_size\"", NULL);
+    cr_assert_null(strstr(err, "hunter22"), "password leaked: %s", err);
+    setenv("DATABASE_URL", "postgresql://u@h/todo?channel_binding=maybe", 1);
+    load_fails(NULL, "DATABASE_URL", "channel_binding", NULL);
+}
+
+Test(config, help_documents_environments_and_the_pool)
+{
+    cr_assert(strstr(config_help_text, ".env.<APP_ENV>"));
+    cr_assert(strstr(config_help_text, "NEON_POOL_SIZE"));
+    cr_assert(strstr(config_help_text, "20 in development, 10 in staging, 20 in production"));
+    cr_assert(strstr(config_help_text, "debug in development"));
+    cr_assert(strstr(config_help_text, "ssl=require"));
+}
+
+/* The repository's example files: `name` in the source tree, found from
+ * the build directory (TEST_TMPDIR is <build>/tests) and this file's path. */
+static void source_file(const char *name, char *out, size_t outlen)
+{
+    const char *tmp = getenv("TEST_TMPDIR");
+    const char *at = strstr(__FILE__, "tests/unit/config/");
+    if (!tmp || !at)
+        cr_skip_test("TEST_TMPDIR not set: run through meson test");
+    snprintf(out, outlen, "%s/../%.*s%s", tmp, (int)(at - __FILE__), __FILE__, name);
+    if (access(out, R_OK) != 0)
+        cr_skip_test("%s not found", out);
+}
+
+Test(config, the_example_files_load)
+{
+    char path[4096];
+    source_file(".env.example", path, sizeof(path));
+    load_ok(path);
+    cr_assert_str_eq(cfg.database_url, "sqlite:///todo.db");
+    config_free(&cfg);
+
+    /* .env.production.example as .env.production: only SECRET_KEY is
+     * missing, and the refusal says how to set it. */
+    char prod[4096];
+    source_file(".env.production.example", prod, sizeof(prod));
+    const char *tmp = getenv("TEST_TMPDIR");
+    char dir[4096], dotenv[4200], specific[4200];
+    snprintf(dir, sizeof(dir), "%s/config_examples_XXXXXX", tmp);
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(dotenv, sizeof(dotenv), "%s/.env", dir);
+    snprintf(specific, sizeof(specific), "%s/.env.production", dir);
+    cr_assert_eq(symlink(prod, specific), 0);
+    setenv("APP_ENV", "production", 1);
+    int rc = config_load(&cfg, dotenv, err, sizeof(err));
+    cr_expect_eq(rc, -1);
+    cr_expect(strstr(err, "SECRET_KEY") && strstr(err, "openssl rand"), "%s", err);
+    config_free(&cfg);
+    setenv("SECRET_KEY", KEY32, 1);
+    rc = config_load(&cfg, dotenv, err, sizeof(err));
+    unlink(specific);
+    rmdir(dir);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(strstr(cfg.database_url, "ep-xxx-123456.us-east-2.aws.neon.tech/todo?sslmode=require"
+                                       "&channel_binding=require"));
+    cr_assert_eq(cfg.pool_size, 20);
 }
