@@ -95,26 +95,32 @@ out:
     register_job_free(j);
 }
 
+/* Hash the password on the offload pool; the job takes `input` over. */
+static void register_start(struct reqctx *rc, struct user_registration input)
+{
+    struct register_job *j = xcalloc(1, sizeof(*j));
+    j->input = input;
+    j->rc = rc;
+    j->job.work = register_work;
+    j->job.done = register_done;
+    submit_job(rc, &j->job);
+}
+
 void auth_api_register(struct reqctx *rc)
 {
     const char *body;
     size_t len;
     if (!api_body(rc, API_BODY_JSON, &body, &len))
         return;
-    struct register_job *j = xcalloc(1, sizeof(*j));
+    struct user_registration input;
     struct json_error jerr;
     struct field_errors errs;
     field_errors_init(&errs);
-    int st = user_registration_decode(body, len, &j->input, &jerr, &errs);
-    if (st != 0) {
-        free(j);
+    int st = user_registration_decode(body, len, &input, &jerr, &errs);
+    if (st != 0)
         api_respond_decode_error(rc, st, &jerr, &errs);
-        return;
-    }
-    j->rc = rc;
-    j->job.work = register_work;
-    j->job.done = register_done;
-    submit_job(rc, &j->job);
+    else
+        register_start(rc, input);
 }
 
 /* ---- login / token --------------------------------------------------------- */
@@ -225,8 +231,11 @@ static void login_found(void *ctx, const struct store_result *res)
     submit_job(rc, &j->job);
 }
 
-static void login_start(struct reqctx *rc, struct login_job *j)
+/* Look the user up, then verify on the offload pool; the job takes `creds` over. */
+static void login_start(struct reqctx *rc, struct user_credentials creds)
 {
+    struct login_job *j = xcalloc(1, sizeof(*j));
+    j->creds = creds;
     j->rc = rc;
     j->job.work = login_work;
     j->job.done = login_done;
@@ -245,17 +254,15 @@ void auth_api_login(struct reqctx *rc)
     size_t len;
     if (!api_body(rc, API_BODY_JSON, &body, &len))
         return;
-    struct login_job *j = xcalloc(1, sizeof(*j));
+    struct user_credentials creds;
     struct json_error jerr;
     struct field_errors errs;
     field_errors_init(&errs);
-    int st = user_credentials_decode_json(body, len, &j->creds, &jerr, &errs);
-    if (st != 0) {
-        free(j);
+    int st = user_credentials_decode_json(body, len, &creds, &jerr, &errs);
+    if (st != 0)
         api_respond_decode_error(rc, st, &jerr, &errs);
-        return;
-    }
-    login_start(rc, j);
+    else
+        login_start(rc, creds);
 }
 
 void auth_api_token(struct reqctx *rc)
@@ -264,16 +271,14 @@ void auth_api_token(struct reqctx *rc)
     size_t len;
     if (!api_body(rc, API_BODY_FORM, &body, &len))
         return;
-    struct login_job *j = xcalloc(1, sizeof(*j));
+    struct user_credentials creds;
     struct field_errors errs;
     field_errors_init(&errs);
-    int st = user_credentials_decode_form(body, len, &j->creds, &errs);
-    if (st != 0) {
-        free(j);
+    int st = user_credentials_decode_form(body, len, &creds, &errs);
+    if (st != 0)
         api_respond_decode_error(rc, st, NULL, &errs);
-        return;
-    }
-    login_start(rc, j);
+    else
+        login_start(rc, creds);
 }
 
 /* ---- me ------------------------------------------------------------------ */

@@ -97,10 +97,27 @@ static int32_t if_match_of(struct reqctx *rc)
     return version > 0 ? (int32_t)version : 0;
 }
 
+static void respond_no_todo(struct reqctx *rc)
+{
+    respond_problem(rc, 404, NULL, "No todo with this id.");
+}
+
 /* The {id} path parameter as a canonical UUID; false when it is not one. */
 static bool path_id(struct reqctx *rc, char id[UUID_STR_LEN + 1])
 {
     return rc->param != NULL && uuid_parse(rc->param, rc->param_len, id);
+}
+
+/* Authenticate, then read the {id} of an existing todo. False once it has
+ * answered: 401, or 404 for an id that is not a UUID (no todo has it). */
+static bool todo_route(struct reqctx *rc, char id[UUID_STR_LEN + 1])
+{
+    if (!api_authenticate(rc))
+        return false;
+    if (path_id(rc, id))
+        return true;
+    respond_no_todo(rc);
+    return false;
 }
 
 /* ---- list ------------------------------------------------------------------ */
@@ -161,6 +178,10 @@ static void get_done(void *ctx, const struct store_result *res)
 {
     struct reqctx *rc = ctx;
     rc->op = NULL;
+    if (res->status == STORE_NOT_FOUND) {
+        respond_no_todo(rc);
+        return;
+    }
     if (res->status != STORE_OK) {
         respond_store_error(rc, res);
         return;
@@ -177,13 +198,9 @@ static void get_done(void *ctx, const struct store_result *res)
 
 void todos_api_get(struct reqctx *rc)
 {
-    if (!api_authenticate(rc))
-        return;
     char id[UUID_STR_LEN + 1];
-    if (!path_id(rc, id)) {
-        respond_problem(rc, 404, NULL, "No todo with this id.");
+    if (!todo_route(rc, id))
         return;
-    }
     int st = store_todo_get(rc->worker->store, rc->user_id, id, get_done, rc, &rc->op);
     if (st < 0)
         respond_store_submit_error(rc, st);
@@ -196,7 +213,7 @@ static void write_done(void *ctx, const struct store_result *res)
     struct reqctx *rc = ctx;
     rc->op = NULL;
     if (res->status == STORE_NOT_FOUND) {
-        respond_problem(rc, 404, NULL, "No todo with this id.");
+        respond_no_todo(rc);
         return;
     }
     if (res->status != STORE_OK) {
@@ -260,7 +277,7 @@ void todos_api_put(struct reqctx *rc)
     if (!api_authenticate(rc))
         return;
     char id[UUID_STR_LEN + 1];
-    if (!path_id(rc, id)) {
+    if (!path_id(rc, id)) { /* PUT would create the todo under it: a bad id is a 400 */
         respond_problem(rc, 400, NULL, "'%s' is not a valid UUID.", rc->param);
         return;
     }
@@ -269,25 +286,16 @@ void todos_api_put(struct reqctx *rc)
 
 void todos_api_patch(struct reqctx *rc)
 {
-    if (!api_authenticate(rc))
-        return;
     char id[UUID_STR_LEN + 1];
-    if (!path_id(rc, id)) {
-        respond_problem(rc, 404, NULL, "No todo with this id.");
-        return;
-    }
-    submit_write(rc, API_BODY_MERGE_PATCH, TODO_DECODE_PATCH, id, store_todo_patch);
+    if (todo_route(rc, id))
+        submit_write(rc, API_BODY_MERGE_PATCH, TODO_DECODE_PATCH, id, store_todo_patch);
 }
 
 void todos_api_delete(struct reqctx *rc)
 {
-    if (!api_authenticate(rc))
-        return;
     char id[UUID_STR_LEN + 1];
-    if (!path_id(rc, id)) {
-        respond_problem(rc, 404, NULL, "No todo with this id.");
+    if (!todo_route(rc, id))
         return;
-    }
     struct todo_write w = {
         .user_id = rc->user_id, .id = id, .patch = NULL,
         .if_match = if_match_of(rc), .now_ms = timefmt_now_ms(),

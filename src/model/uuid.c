@@ -3,6 +3,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "util/hex.h"
+
 /*
  * Layout (RFC 9562 §5.7): 48-bit big-endian Unix milliseconds, 4-bit version
  * (7), 12-bit rand_a, 2-bit variant (10), 62-bit rand_b.
@@ -83,17 +85,6 @@ void uuid_v7(int64_t now_ms, char out[UUID_STR_LEN + 1])
     format(u, out);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool uuid_parse(const char *s, size_t len, char out[UUID_STR_LEN + 1])
 {
     bool hyphenated = len == UUID_STR_LEN;
@@ -107,7 +98,7 @@ bool uuid_parse(const char *s, size_t len, char out[UUID_STR_LEN + 1])
                 return false;
             i++;
         }
-        int h = hex_value(s[i]), l = hex_value(s[i + 1]);
+        int h = hex_digit(s[i]), l = hex_digit(s[i + 1]);
         if (h < 0 || l < 0)
             return false;
         u[b] = (unsigned char)(h << 4 | l);

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "util/buf.h"
+#include "util/hex.h"
 #include "util/xalloc.h"
 
 #define ACCEPTED_FORMS                                                                             \
@@ -75,17 +76,6 @@ static void mark_userinfo(const char *auth, size_t base, unsigned char *mark)
         hide_range(mark, base + (size_t)(user_end + 1 - auth), base + (size_t)(at - auth));
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* True when s[0..len), percent-decoded once as libpq does (a bad escape
  * stays as it is; %00 ends it, as it would a C string) and without trailing
  * white space, ends in "password" in any case. */
@@ -97,8 +87,8 @@ static bool name_is_password(const char *s, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (c == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            c = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
             i += 2;
         }
         if (c == '\0')
@@ -181,8 +171,8 @@ static char *path_decode(const char *s)
             out[len++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
         if (lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;

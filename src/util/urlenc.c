@@ -2,16 +2,7 @@
 
 #include <string.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "util/hex.h"
 
 long urlenc_decode(const char *s, size_t len, char *out)
 {
@@ -23,7 +14,7 @@ long urlenc_decode(const char *s, size_t len, char *out)
         } else if (c == '%') {
             if (len - i < 3)
                 return -1;
-            int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
+            int h = hex_digit(s[i + 1]), l = hex_digit(s[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             out[o++] = (char)(h << 4 | l);
