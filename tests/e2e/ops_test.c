@@ -1018,7 +1018,7 @@ Test(ops, pgbouncer_pooler_host_needs_no_setting, .timeout = 90)
     if (!port || !*port)
         cr_skip_test("needs PgBouncer from scripts/with-pg --pgbouncer");
     char url[160];
-    snprintf(url, sizeof(url), "postgresql://postgres@pgbouncer-poolerx:%s/todo?hostaddr=127.0.0.1",
+    snprintf(url, sizeof(url), "postgresql://postgres@pgbouncer-pooler:%s/todo?hostaddr=127.0.0.1",
              port);
     const char *const unset[] = {"DB_PREPARED_STATEMENTS", NULL};
     struct e2e_server_opts o = {.database_url = url, .unset = unset};
