@@ -105,7 +105,7 @@ out:
     store_close(store);
     free(label);
     if (code == 0)
-        log_kv(LOG_INFO, "stopped", NULL);
+        log_kv_always(LOG_INFO, "stopped", NULL);
     return code;
 }
 

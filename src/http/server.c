@@ -238,8 +238,8 @@ static void log_listening(const struct http_server_opts *o, int port)
     bool v6 = strchr(o->host, ':') != NULL;
     snprintf(addr, sizeof(addr), v6 ? "[%s]:%d" : "%s:%d", o->host, port);
     snprintf(workers, sizeof(workers), "%u", o->workers);
-    log_kv(LOG_INFO, "listening", "addr", addr, "database", o->database_label, "workers", workers,
-           NULL);
+    log_kv_always(LOG_INFO, "listening", "addr", addr, "database", o->database_label, "workers",
+                  workers, NULL);
 }
 
 static void wait_for_signal(void)
@@ -251,7 +251,7 @@ static void wait_for_signal(void)
     int sig = 0;
     while (sigwait(&set, &sig) != 0)
         ;
-    log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    log_kv_always(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 }
 
 static void block_signals(void)

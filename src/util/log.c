@@ -159,10 +159,28 @@ static void put_value(struct line *l, const char *v)
         put_str(l, v);
 }
 
+static void log_vkv(enum log_level level, const char *msg, va_list ap);
+
 void log_kv(enum log_level level, const char *msg, ...)
 {
     if (!log_enabled(level))
         return;
+    va_list ap;
+    va_start(ap, msg);
+    log_vkv(level, msg, ap);
+    va_end(ap);
+}
+
+void log_kv_always(enum log_level level, const char *msg, ...)
+{
+    va_list ap;
+    va_start(ap, msg);
+    log_vkv(level, msg, ap);
+    va_end(ap);
+}
+
+static void log_vkv(enum log_level level, const char *msg, va_list ap)
+{
     struct line l = {.len = 0};
     int li = (int)level;
     if (li < LOG_DEBUG || li > LOG_ERROR)
@@ -174,8 +192,6 @@ void log_kv(enum log_level level, const char *msg, ...)
     put_str(&l, " msg=");
     put_value(&l, msg ? msg : "");
 
-    va_list ap;
-    va_start(ap, msg);
     for (;;) {
         const char *key = va_arg(ap, const char *);
         if (!key)
@@ -190,7 +206,6 @@ void log_kv(enum log_level level, const char *msg, ...)
         }
         put_value(&l, value);
     }
-    va_end(ap);
 
     l.data[l.len++] = '\n';
     const char *p = l.data;

@@ -26,5 +26,8 @@ int log_level_parse(const char *s);
 /* Log `msg` then alternating key, value string pairs ending with NULL:
  *   log_kv(LOG_INFO, "listening", "addr", "127.0.0.1:8000", NULL); */
 void log_kv(enum log_level level, const char *msg, ...) __attribute__((sentinel));
+/* The same line whatever LOG_LEVEL says: for the few lines an operator must
+ * always see (where the server listens, that it stopped). */
+void log_kv_always(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 
 #endif

@@ -98,6 +98,18 @@ Test(log, level_filtering)
     cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
 }
 
+Test(log, always_ignores_the_level)
+{
+    int saved;
+    log_set_level(LOG_ERROR);
+    FILE *f = capture_begin(&saved);
+    log_kv(LOG_INFO, "hidden", NULL);
+    log_kv_always(LOG_INFO, "listening", "addr", "127.0.0.1:8000", NULL);
+    const char *out = capture_end(f, saved);
+    cr_expect_null(strstr(out, "hidden"));
+    cr_expect_not_null(strstr(out, " level=info msg=listening addr=127.0.0.1:8000\n"), "%s", out);
+}
+
 Test(log, long_line_truncated_but_terminated)
 {
     static char big[5000];
