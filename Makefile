@@ -2,8 +2,9 @@
 # packages first (scripts/install-deps is quiet when all are present).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 
-.PHONY: all run test test-asan bench fuzz clean deps
+.PHONY: all run test test-asan test-tsan bench fuzz clean deps
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -30,6 +31,12 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	scripts/run-tests $(ASAN_BUILD)
 
+# ThreadSanitizer: the e2e suite (SQLite, PostgreSQL, PgBouncer) against a
+# TSan-built server; any report fails (scripts/run-tests-tsan sets up
+# $(TSAN_BUILD) itself and builds the e2e binary in $(BUILD)).
+test-tsan: deps
+	scripts/run-tests-tsan $(TSAN_BUILD) $(BUILD)
+
 bench: deps
 	scripts/bench
 
@@ -39,4 +46,4 @@ fuzz:
 	scripts/fuzz
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-bench
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-bench

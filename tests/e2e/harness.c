@@ -1009,7 +1009,7 @@ static void build_env(struct e2e_server *s, const struct e2e_server_opts *o, str
 {
     /* even an "empty" environment keeps PATH and the sanitizer settings */
     static const char *const always[] = {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-                                         NULL};
+                                         "TSAN_OPTIONS", NULL};
     for (char **p = environ; o->empty_env && *p; p++) {
         if (in_list(*p, always))
             env_put(e, *p);
