@@ -1,7 +1,7 @@
 /*
- * api/health_api: liveness (/healthz), readiness (/readyz: the database
- * answers a ping and the schema was current at start-up) and the OpenAPI
- * document.
+ * api/health_api: liveness (/healthz), readiness (/readyz: store_ping, i.e.
+ * the database answers and its schema is at the newest embedded migration
+ * now) and the OpenAPI document.
  */
 #include "api/api.h"
 

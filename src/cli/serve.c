@@ -60,6 +60,7 @@ static int serve(const struct config *cfg)
     int code = 1;
     struct offload *offload = NULL;
 
+    http_server_block_signals(); /* before the first thread starts */
     struct store_options so = {
         .migrate = true,
         .workers = (unsigned)cfg->workers,

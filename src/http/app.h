@@ -43,8 +43,10 @@ struct http_worker {
     struct offload *offload;
     struct offload_client offload_client; /* offload completions for this thread */
     struct token_cache *tokens;           /* tokens this thread already verified */
-    size_t inflight;   /* requests not yet answered */
+    size_t inflight;   /* requests not yet answered and fully sent (reqctx alive) */
     uint64_t next_seq; /* request counter, for request ids */
+    h2o_linklist_t requests; /* every live reqctx (reqctx._link) */
+    bool closing; /* the store is being detached: new requests get 503 */
 };
 
 static inline struct http_worker *http_worker_of(h2o_req_t *req)

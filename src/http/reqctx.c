@@ -6,9 +6,8 @@
 #include "http/offload.h"
 #include "store/store.h"
 
-static void reqctx_dispose(void *p)
+static void cancel_async(struct reqctx *rc)
 {
-    struct reqctx *rc = p;
     if (rc->op != NULL) {
         store_op_cancel(rc->worker->store, rc->op);
         rc->op = NULL;
@@ -17,8 +16,20 @@ static void reqctx_dispose(void *p)
         offload_cancel(rc->job);
         rc->job = NULL;
     }
-    if (!rc->responded)
-        rc->worker->inflight--;
+}
+
+static void reqctx_dispose(void *p)
+{
+    struct reqctx *rc = p;
+    cancel_async(rc);
+    h2o_linklist_unlink(&rc->_link);
+    rc->worker->inflight--;
+}
+
+void reqctx_cancel_all(struct http_worker *w)
+{
+    for (h2o_linklist_t *n = w->requests.next; n != &w->requests; n = n->next)
+        cancel_async(H2O_STRUCT_FROM_MEMBER(struct reqctx, _link, n));
 }
 
 struct reqctx *reqctx_new(h2o_req_t *req, struct http_worker *w)
@@ -30,6 +41,7 @@ struct reqctx *reqctx_new(h2o_req_t *req, struct http_worker *w)
     clock_gettime(CLOCK_MONOTONIC, &rc->started);
     snprintf(rc->request_id, sizeof(rc->request_id), "%08x-%u-%llx", w->app->process_tag, w->id,
              (unsigned long long)++w->next_seq);
+    h2o_linklist_insert(&w->requests, &rc->_link);
     w->inflight++;
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/utf8.h"
 #include "util/xalloc.h"
 
 #define PROBLEM_JSON "application/problem+json"
@@ -84,7 +85,6 @@ static void send_response(struct reqctx *rc, int status, const char *content_typ
 
     assert(!rc->responded);
     rc->responded = true;
-    rc->worker->inflight--;
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     if (content_type != NULL)
@@ -92,7 +92,9 @@ static void send_response(struct reqctx *rc, int status, const char *content_typ
                        strlen(content_type));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                           rc->request_id, strlen(rc->request_id));
-    req->res.content_length = len;
+    /* RFC 9110 8.6: no Content-Length on a 204, and on a 304 only the 200's
+     * length; SIZE_MAX makes h2o send none (neither response has a body). */
+    req->res.content_length = status == 204 || status == 304 ? SIZE_MAX : len;
     access_log(rc, status, len);
     h2o_start_response(req, &generator);
     h2o_iovec_t buf = h2o_iovec_init(body, len);
@@ -102,8 +104,8 @@ static void send_response(struct reqctx *rc, int status, const char *content_typ
 void respond_header(struct reqctx *rc, const h2o_token_t *token, const char *value, size_t len)
 {
     h2o_req_t *req = rc->req;
-    h2o_add_header(&req->pool, &req->res.headers, token, NULL, h2o_strdup(&req->pool, value, len).base,
-                   len);
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL,
+                   h2o_strdup(&req->pool, value, len).base, len);
 }
 
 void respond_header_str(struct reqctx *rc, const char *name, const char *value, size_t len)
@@ -138,6 +140,30 @@ void respond_empty(struct reqctx *rc, int status)
     send_response(rc, status, NULL, NULL, 0);
 }
 
+/* A JSON string of `s`, which may hold request bytes (a path, a form field
+ * name) or be cut mid-character: every malformed byte becomes U+FFFD, so the
+ * body stays valid UTF-8 JSON. */
+static void append_json_text(struct buf *b, const char *s)
+{
+    size_t len = strlen(s), run = 0, i = 0;
+    struct buf tmp;
+    buf_init(&tmp, 4 * len + 1);
+    while (i < len) {
+        uint32_t cp;
+        size_t n = utf8_next(s + i, len - i, &cp);
+        if (n > 0) {
+            i += n;
+            continue;
+        }
+        buf_append(&tmp, s + run, i - run);
+        buf_append_str(&tmp, "\xef\xbf\xbd");
+        run = ++i;
+    }
+    buf_append(&tmp, s + run, len - run);
+    buf_append_json_strn(b, tmp.data != NULL ? tmp.data : "", tmp.len);
+    buf_free(&tmp);
+}
+
 static void problem_vsend(struct reqctx *rc, int status, const struct field_errors *errs,
                           const char *detail_fmt, va_list ap)
 {
@@ -149,14 +175,14 @@ static void problem_vsend(struct reqctx *rc, int status, const struct field_erro
     buf_append_str(&b, "{\"type\":\"about:blank\",\"title\":");
     buf_append_json_str(&b, reason_phrase(status));
     buf_printf(&b, ",\"status\":%d,\"detail\":", status);
-    buf_append_json_str(&b, detail);
+    append_json_text(&b, detail);
     if (errs != NULL && errs->count > 0) {
         buf_append_str(&b, ",\"errors\":[");
         for (size_t i = 0; i < errs->count; i++) {
             buf_append_str(&b, i == 0 ? "{\"field\":" : ",{\"field\":");
-            buf_append_json_str(&b, errs->items[i].field);
+            append_json_text(&b, errs->items[i].field);
             buf_append_str(&b, ",\"message\":");
-            buf_append_json_str(&b, errs->items[i].message);
+            append_json_text(&b, errs->items[i].message);
             buf_append_char(&b, '}');
         }
         buf_append_char(&b, ']');

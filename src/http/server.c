@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "auth/token_cache.h"
 #include "http/reqctx.h"
+#include "http/respond.h"
 #include "model/timefmt.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -36,8 +37,12 @@ struct worker_thread {
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
-    struct reqctx *rc = reqctx_new(req, http_worker_of(req));
-    api_dispatch(rc);
+    struct http_worker *w = http_worker_of(req);
+    struct reqctx *rc = reqctx_new(req, w);
+    if (w->closing) /* a keep-alive connection's request while the store detaches */
+        respond_problem(rc, 503, NULL, "The server is shutting down.");
+    else
+        api_dispatch(rc);
     return 0;
 }
 
@@ -80,6 +85,7 @@ static void worker_setup(struct worker_thread *t)
     h2o_context_init(&t->w.ctx, t->w.loop, t->globalconf);
     t->accept_ctx.ctx = &t->w.ctx;
     t->accept_ctx.hosts = t->globalconf->hosts;
+    h2o_linklist_init_anchor(&t->w.requests);
     t->w.store = store_worker_attach(t->w.app->store, t->w.loop);
     offload_client_open(&t->w.offload_client, t->w.loop);
     t->w.tokens = token_cache_new();
@@ -93,17 +99,23 @@ static void worker_setup(struct worker_thread *t)
         stop_accepting(t); /* http_server_run sees it, fails start-up and stops us */
 }
 
+/* The detach and the offload drain below run the loop: idle keep-alive
+ * connections may still deliver requests then, so `closing` turns them away
+ * before they reach the store, and every completion of a request the grace
+ * period gave up on is cancelled first (none may run on a detached store). */
 static void worker_teardown(struct worker_thread *t)
 {
-    if (t->w.store != NULL)
-        store_worker_detach(t->w.store);
-    /* Cancelled offload jobs still come back: wait for them before closing. */
-    while (t->w.offload_client.pending > 0)
-        h2o_evloop_run(t->w.loop, 10);
-    offload_client_close(&t->w.offload_client);
+    t->w.closing = true;
+    reqctx_cancel_all(&t->w);
+    store_worker_detach(t->w.store);
+    t->w.store = NULL;
+    offload_client_close(&t->w.offload_client); /* waits for cancelled jobs */
     token_cache_free(t->w.tokens);
     h2o_multithread_unregister_receiver(t->control_queue, &t->control_receiver);
     h2o_multithread_destroy_queue(t->control_queue);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR < 3
+    free(t->control_queue); /* h2o before 2.3.0 does not free it */
+#endif
 }
 
 /* h2o 2.2.5 keeps freed socket buffers in a thread-local cache; a thread
@@ -254,7 +266,7 @@ static void wait_for_signal(void)
     log_kv_always(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 }
 
-static void block_signals(void)
+void http_server_block_signals(void)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -295,7 +307,7 @@ int http_server_run(const struct app *app, const struct http_server_opts *opts, 
     }
     static h2o_globalconf_t globalconf;
     init_globalconf(&globalconf);
-    block_signals();
+    http_server_block_signals();
 
     pthread_barrier_t ready;
     pthread_barrier_init(&ready, NULL, n + 1);

@@ -5,8 +5,10 @@
  * share the port with another running process), logs one `listening` line,
  * starts the workers (each: its own h2o evloop and context, its own store
  * worker and offload client) and blocks until SIGTERM or SIGINT. Then each
- * worker stops accepting, finishes its in-flight requests (at most
- * HTTP_SHUTDOWN_GRACE_MS) and detaches from the store; the call returns 0.
+ * worker stops accepting, finishes its in-flight requests (until each response
+ * is fully written, at most HTTP_SHUTDOWN_GRACE_MS), cancels what is left,
+ * and detaches from the store (a request arriving on an open keep-alive
+ * connection meanwhile gets 503); the call returns 0.
  * Start-up failures return -1 with a message in `err`.
  *
  * Main thread only; the app must stay alive and unchanged until it returns.
@@ -27,6 +29,13 @@ struct http_server_opts {
     unsigned workers;
     const char *database_label; /* password-free, for the start-up line */
 };
+
+/* Block SIGTERM/SIGINT (and ignore SIGPIPE) in the calling thread. Call it on
+ * the main thread before any other thread starts (store writer, offload pool,
+ * database boot): threads inherit the mask, so the signals reach only
+ * http_server_run's sigwait and a second SIGTERM cannot kill the process
+ * mid-drain. */
+void http_server_block_signals(void);
 
 int http_server_run(const struct app *app, const struct http_server_opts *opts, char *err,
                     size_t errlen);

@@ -158,16 +158,22 @@ static void *writer_main(void *arg)
 
         run_group(w, jobs, n);
         /* After send_message the job belongs to its worker again: read the
-         * receiver first and touch nothing afterwards. */
+         * receiver first and touch nothing afterwards. The sends happen under
+         * the mutex so that sqlite_writer_quiesce() can wait them out. */
+        pthread_mutex_lock(&w->mutex);
         for (size_t i = 0; i < n; i++) {
             h2o_multithread_receiver_t *r = jobs[i]->receiver;
             h2o_multithread_send_message(r, &jobs[i]->_msg);
         }
-
-        pthread_mutex_lock(&w->mutex);
     }
     pthread_mutex_unlock(&w->mutex);
     return NULL;
+}
+
+void sqlite_writer_quiesce(struct sqlite_writer *w)
+{
+    pthread_mutex_lock(&w->mutex);
+    pthread_mutex_unlock(&w->mutex);
 }
 
 static void close_conn(struct sqlite_writer *w)

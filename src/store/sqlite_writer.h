@@ -85,6 +85,12 @@ __attribute__((warn_unused_result)) int sqlite_writer_submit(struct sqlite_write
  * back through its receiver). */
 bool sqlite_writer_cancel(struct sqlite_writer *w, struct sqlite_job *job);
 
+/* Wait until the writer is not inside h2o_multithread_send_message(): that
+ * call still reads the receiver's queue after the message is visible to the
+ * worker. A worker that has got all its jobs back calls this before it
+ * destroys its queue. Any thread. */
+void sqlite_writer_quiesce(struct sqlite_writer *w);
+
 /* Jobs and groups (transactions) run so far. Any thread. */
 void sqlite_writer_stats(struct sqlite_writer *w, uint64_t *jobs, uint64_t *groups);
 

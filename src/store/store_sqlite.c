@@ -925,6 +925,7 @@ static void sq_worker_detach(struct store_worker *sw)
      * receiver, which frees them; the queue can go only after that. */
     while (w->super._outstanding > 0)
         h2o_evloop_run(w->super._loop, 10);
+    sqlite_writer_quiesce(sq_store_of(w)->writer);
     h2o_multithread_unregister_receiver(w->queue, &w->receiver);
     h2o_multithread_destroy_queue(w->queue);
 #if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR < 3
