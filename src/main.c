@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/migrate.h"
 #include "cli/serve.h"
 #include "config/config.h"
 
@@ -18,6 +19,7 @@ static void usage(FILE *out)
           "\n"
           "Commands:\n"
           "  serve      run the HTTP/JSON API server (todo serve --help)\n"
+          "  migrate    versioned schema migrations (todo migrate --help)\n"
           "  version    print the version\n"
           "  help       show this help\n"
           "\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return cli_serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cli_migrate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("todo %s\n", TODO_VERSION);
         return 0;

@@ -114,7 +114,10 @@ static void *run(void *arg)
             report_first(b, o, "");
             return NULL;
         }
-        log_failure(o, err, last, sizeof(last));
+        /* A first attempt that connected and failed stops the start-up:
+         * pg_boot_start reports it, and there is no retrying to announce. */
+        if (o != FAILED || failures > 0)
+            log_failure(o, err, last, sizeof(last));
         report_first(b, o, err);
         if (nap(b, pg_pool_backoff_ms(++failures, &rng)))
             return NULL;

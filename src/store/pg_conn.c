@@ -40,6 +40,7 @@ struct pg_conn {
     PostgresPollingStatusType poll; /* CONNECTING: what PQconnectPoll wants */
     h2o_linklist_t queue;      /* struct pg_query, in the order sent */
     size_t npending;
+    size_t nsyncs;             /* Syncs sent and not yet answered */
     bool unsynced;             /* queries sent since the last Sync */
     bool need_flush;           /* a Sync was queued inside a callback */
     h2o_timeout_t *zero;
@@ -48,6 +49,7 @@ struct pg_conn {
     int depth;                 /* > 0 while inside advance (callbacks) */
     bool free_requested;
     pg_conn_state_cb *on_state;
+    pg_conn_state_cb *on_sync;
     void *data;
     unsigned char stmts[PG_CONN_MAX_STMTS];
     /* The error of a PREPARE that failed in the current batch, handed to the
@@ -174,6 +176,7 @@ static void push_sync(struct pg_conn *c, struct pg_query *q)
         q = &it->q;
     }
     push(c, q, ITEM_SYNC, 0);
+    c->nsyncs++;
     c->state = PG_CONN_BUSY;
     c->unsynced = false;
     h2o_timeout_unlink(&c->sync_entry);
@@ -208,10 +211,15 @@ static void complete(struct pg_conn *c, struct pg_query *q)
     } else if (q->_kind == ITEM_SYNC) {
         PQclear(c->prep_err);
         c->prep_err = NULL;
+        c->nsyncs--;
     }
+    int kind = q->_kind; /* the callback may free q */
     if (q->cb != NULL)
         q->cb(q, answer != NULL ? answer : res);
     PQclear(res);
+    if (kind == ITEM_SYNC && c->on_sync != NULL && c->state != PG_CONN_BROKEN &&
+        !c->free_requested)
+        c->on_sync(c, c->data);
 }
 
 /* Keep the most telling result of an item: the first error wins. */
@@ -492,16 +500,24 @@ static void on_notice(void *arg, const char *message)
 struct pg_conn *pg_conn_new(h2o_loop_t *loop, const struct pg_conn_options *opts)
 {
     /* Later keys override the expanded "dbname" (libpq: the last non-empty
-     * value of a keyword wins); NULL values are skipped. */
-    static const char *const keys[] = {"dbname", "host", "hostaddr", "port",
-                                       "fallback_application_name", NULL};
-    const char *values[] = {opts->conninfo, opts->host, opts->hostaddr, opts->port, "todo", NULL};
+     * value of a keyword wins); NULL values are skipped. The TCP settings
+     * come first (the URL cannot carry them: util/dburl.h): a peer that
+     * vanished without a FIN or RST (a network partition, a NAT dropping
+     * the flow) is found out within about PG_CONN_DEAD_PEER_S seconds,
+     * idle or not, so that no request waits on it for the kernel's default
+     * two hours. */
+    static const char *const keys[] = {"keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout", "dbname", "host",
+                                       "hostaddr", "port", "fallback_application_name", NULL};
+    const char *values[] = {"10", "5", "3", "20000", opts->conninfo, opts->host, opts->hostaddr,
+                            opts->port, "todo", NULL};
     struct pg_conn *c = xcalloc(1, sizeof(*c));
 
     c->loop = loop;
     c->prepared = opts->prepared;
     c->zero = opts->zero_timeout;
     c->on_state = opts->on_state;
+    c->on_sync = opts->on_sync;
     c->data = opts->data;
     h2o_linklist_init_anchor(&c->queue);
     c->sync_entry.cb = on_sync_timer;
@@ -554,6 +570,11 @@ const char *pg_conn_error(const struct pg_conn *c)
 size_t pg_conn_pending(const struct pg_conn *c)
 {
     return c->npending;
+}
+
+size_t pg_conn_syncs_in_flight(const struct pg_conn *c)
+{
+    return c->nsyncs;
 }
 
 bool pg_conn_is_idle(const struct pg_conn *c)

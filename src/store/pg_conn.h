@@ -58,6 +58,9 @@
 #include <libpq-fe.h>
 
 #define PG_CONN_MAX_STMTS 64 /* pg_stmt.id range */
+/* TCP keepalives (10 s idle, then 3 probes 5 s apart) and a 20 s
+ * tcp_user_timeout on every connection: a dead peer breaks it in ~25 s. */
+#define PG_CONN_DEAD_PEER_S 25
 
 enum pg_conn_state {
     PG_CONN_CONNECTING,
@@ -103,6 +106,10 @@ struct pg_conn_options {
     bool prepared;               /* named, cached prepared statements */
     h2o_timeout_t *zero_timeout; /* a 0 ms timeout of the loop, for pg_conn_sync_later */
     pg_conn_state_cb *on_state;
+    /* Optional: runs after each Sync was answered (its queries' callbacks
+     * ran), from the loop, unless the connection broke; it may send on the
+     * connection. */
+    pg_conn_state_cb *on_sync;
     void *data;
 };
 
@@ -121,6 +128,8 @@ enum pg_conn_state pg_conn_state(const struct pg_conn *c);
 const char *pg_conn_error(const struct pg_conn *c);
 /* Queries and syncs queued and not yet answered. */
 size_t pg_conn_pending(const struct pg_conn *c);
+/* Syncs sent and not yet answered (each ends one implicit transaction). */
+size_t pg_conn_syncs_in_flight(const struct pg_conn *c);
 /* True when connected, nothing is pending and no transaction is open. */
 bool pg_conn_is_idle(const struct pg_conn *c);
 /* The libpq connection, for inspection (PQbackendPID, PQparameterStatus). */

@@ -70,6 +70,7 @@ static void on_maintenance(h2o_timeout_entry_t *entry);
 static void on_ping_result(struct pg_query *q, const PGresult *res);
 static void on_ping_sync(struct pg_query *q, const PGresult *res);
 static bool too_old(const struct pg_pool *p, const struct slot *s);
+static void on_reader_sync(struct pg_conn *c, void *data);
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -283,10 +284,12 @@ static bool lookup_fresh(const struct pg_pool *p)
 static void on_resolved(struct pg_resolve *r, void *data)
 {
     struct pg_pool *p = data;
-    const char *error = pg_resolve_error(r);
+    char error[512] = "";
 
     p->resolving = NULL;
-    if (error == NULL) {
+    if (pg_resolve_error(r) != NULL)
+        snprintf(error, sizeof(error), "%s", pg_resolve_error(r));
+    if (error[0] == '\0') {
         pg_resolve_free(p->resolved);
         p->resolved = r;
         p->resolved_at = h2o_now(p->loop);
@@ -299,7 +302,7 @@ static void on_resolved(struct pg_resolve *r, void *data)
     }
     for (unsigned i = 0; i < p->nslots; i++) {
         struct slot *s = &p->slots[i];
-        if (!s->awaiting_dns)
+        if (!s->awaiting_dns || s->c != NULL)
             continue;
         s->awaiting_dns = false;
         if (p->resolved == NULL)
@@ -319,6 +322,7 @@ static void connect_slot(struct slot *s)
         .prepared = p->o.prepared,
         .zero_timeout = &p->zero,
         .on_state = on_conn_state,
+        .on_sync = p->o.serial_syncs && s->kind == PG_POOL_READER ? on_reader_sync : NULL,
         .data = s,
     };
 
@@ -328,6 +332,7 @@ static void connect_slot(struct slot *s)
             p->resolving = pg_resolve_start(p->loop, p->conninfo, on_resolved, p);
         return;
     }
+    s->awaiting_dns = false;
     if (p->resolved != NULL) {
         o.host = pg_resolve_host(p->resolved);
         o.hostaddr = pg_resolve_hostaddr(p->resolved);
@@ -479,11 +484,21 @@ void pg_pool_free(struct pg_pool *p)
     free(p);
 }
 
+/* serial_syncs: a reader whose Sync is answered takes the reads that
+ * waited meanwhile (they form its next batch). */
+static void on_reader_sync(struct pg_conn *c, void *data)
+{
+    struct slot *s = data;
+
+    (void)c;
+    serve_waiters(s->pool);
+}
+
 struct pg_conn *pg_pool_reader(struct pg_pool *p)
 {
     for (unsigned n = 0; n < p->o.nreaders; n++) {
         struct slot *s = &p->slots[(p->next_reader + n) % p->o.nreaders];
-        if (is_ready(s)) {
+        if (is_ready(s) && (!p->o.serial_syncs || pg_conn_syncs_in_flight(s->c) == 0)) {
             p->next_reader = (p->next_reader + n + 1) % p->o.nreaders;
             return s->c;
         }

@@ -4,7 +4,14 @@
  *
  * Two kinds of connection, each a struct pg_conn on the worker's loop:
  *   - readers: shared. Any number of read queries are pipelined on one
- *     reader, all queries of a loop iteration sharing one Sync.
+ *     reader, all queries of a loop iteration sharing one Sync. With
+ *     `serial_syncs` (a transaction-mode pooler such as PgBouncer in
+ *     between), a reader whose Sync is still unanswered is not handed out:
+ *     the reads wait (pg_pool_wait) and form its next batch when the answer
+ *     came. PgBouncer 1.18 may move a connection to another server when a
+ *     ReadyForQuery arrives while the client's next batch is half sent,
+ *     which splits Parse from Bind and mixes up answers (pgbouncer issue
+ *     759); one Sync in flight never gives it the chance.
  *   - writers: exclusive. A write operation takes one (pg_pool_take_writer /
  *     pg_pool_wait), runs its transaction alone on it (own Sync), and gives
  *     it back (pg_pool_release_writer). A writer given back with anything
@@ -73,6 +80,7 @@ struct pg_pool_options {
     uint64_t timeout_ms;  /* longest wait for a connection (0: the default) */
     uint64_t recycle_ms;  /* replace connections older than this (0: never) */
     bool pre_ping;        /* ping writers idle for a second or more before use */
+    bool serial_syncs;    /* readers: one Sync in flight at a time (see above) */
     size_t max_waiters;   /* per kind; beyond it pg_pool_wait refuses (0: no cap) */
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <wctype.h>
 
+#include "migrate/mdb.h"
 #include "migrate/migrate.h"
 #include "model/timefmt.h"
 #include "util/utf8.h"
@@ -428,86 +429,12 @@ int store__sqlite_one_user(sqlite3 *db, sqlite3_stmt *st, int bind_rc, struct us
 
 /* ---- migrations -------------------------------------------------------- */
 
-static int mig_exec(void *conn, const char *sql, char *err, size_t errlen)
-{
-    return exec_simple(conn, sql, err, errlen) == SQLITE_OK ? 0 : -1;
-}
-
-/* BEGIN IMMEDIATE takes the write lock at once (waiting up to the busy
- * timeout), so two processes starting together cannot both apply a
- * migration: the second one re-reads the version after the first commits. */
-static int mig_begin(void *conn, char *err, size_t errlen)
-{
-    return mig_exec(conn, "BEGIN IMMEDIATE", err, errlen);
-}
-
-static int mig_commit(void *conn, char *err, size_t errlen)
-{
-    return mig_exec(conn, "COMMIT", err, errlen);
-}
-
-static int mig_rollback(void *conn)
-{
-    if (sqlite3_get_autocommit(conn))
-        return 0; /* an error already ended the transaction */
-    return sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-}
-
-static int mig_current_version(void *conn, int64_t *version, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    if (mig_exec(conn, migrate_table_sql("sqlite"), err, errlen) != 0)
-        return -1;
-    rc = sqlite3_prepare_v2(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", -1,
-                            &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *version = sqlite3_column_int64(st, 0);
-    else
-        snprintf(err, errlen, "%s", sqlite3_errmsg(conn));
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : -1;
-}
-
-static int mig_record(void *conn, const struct migration *m, const char *checksum_hex,
-                      int64_t applied_at_ms, int64_t duration_ms, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(conn,
-                                "INSERT INTO schema_migrations"
-                                " (version, name, checksum, applied_at, duration_ms)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5)",
-                                -1, &st, NULL);
-
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, m->version);
-        store__sqlite_bind_text(st, 2, m->name);
-        store__sqlite_bind_text(st, 3, checksum_hex);
-        store__sqlite_bind_time(st, 4, applied_at_ms);
-        sqlite3_bind_int64(st, 5, duration_ms);
-        rc = sqlite3_step(st);
-    }
-    if (rc != SQLITE_DONE)
-        snprintf(err, errlen, "%s", sqlite3_errmsg(conn));
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
+/* The runner's callbacks are the ones `todo migrate` uses (migrate/mdb.h):
+ * BEGIN IMMEDIATE under the busy timeout, foreign keys off inside a
+ * migration and checked before COMMIT, the applied-history reads. */
 void store__sqlite_migrate_db(sqlite3 *db, struct migrate_db *out)
 {
-    *out = (struct migrate_db){
-        .conn = db,
-        .dialect = "sqlite",
-        .begin = mig_begin,
-        .commit = mig_commit,
-        .rollback = mig_rollback,
-        .exec = mig_exec,
-        .current_version = mig_current_version,
-        .record = mig_record,
-    };
+    mdb_sqlite_callbacks(db, out);
 }
 
 int store__sqlite_schema_version(sqlite3 *db, int64_t *version, char *msg, size_t msglen)

@@ -14,14 +14,16 @@
  * with another request; an outcome is acted on only once the step's Sync
  * answered (for an autocommit statement: once it committed). Creating a user
  * or a todo and changing a password are one statement each. PUT, PATCH and
- * DELETE are one transaction over two round trips: BEGIN + SELECT ... FOR
- * UPDATE, then the change computed in C (model/todo.h, the same code as the
- * SQLite backend) + COMMIT, or ROLLBACK when nothing is to be written. The
- * row lock serialises concurrent writers of a todo. Serialization failures,
+ * DELETE are one transaction over two round trips: BEGIN + SET LOCAL
+ * statement_timeout (set_config(..., true), the pool timeout: a write
+ * waiting on a lock answers STORE_UNAVAILABLE rather than hang) + SELECT
+ * ... FOR UPDATE, then the change computed in C (model/todo.h, the same
+ * code as the SQLite backend) + COMMIT, or ROLLBACK when nothing is to be
+ * written. The row lock serialises concurrent writers of a todo. Serialization failures,
  * deadlocks and a PUT losing the race to insert a new id run the operation
  * again (WRITE_ATTEMPTS in all). A write whose connection broke after it was
  * sent is STORE_UNAVAILABLE: it may or may not have committed. No session
- * state is used (no SET, no session locks), so everything works through
+ * state is used (no session SET, no session locks), so everything works through
  * PgBouncer in transaction mode (with prepared statements off).
  *
  * Values: parameters are sent as text (timestamps as RFC 3339 UTC text with
@@ -79,6 +81,7 @@ enum {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_TIMEOUT,
     S_COUNT,                  /* 4 filter variants */
     S_LIST = S_COUNT + 4,     /* 6 sorts x 4 filter variants */
     S_NSTMTS = S_LIST + 6 * 4,
@@ -124,6 +127,8 @@ static const struct pg_stmt fixed_stmts[] = {
     {S_BEGIN, "todo_begin", "BEGIN", 0, false},
     {S_COMMIT, "todo_commit", "COMMIT", 0, false},
     {S_ROLLBACK, "todo_rollback", "ROLLBACK", 0, false},
+    /* SET LOCAL statement_timeout, with a parameter (SET takes none). */
+    {S_TIMEOUT, "todo_timeout", "SELECT set_config('statement_timeout', $1, true)", 1, false},
 };
 
 static const char *const list_order[] = {
@@ -145,6 +150,7 @@ struct pg_store {
     struct pg_admin *admin; /* schema_version and migrate_db, connected on first use */
     struct pg_boot *boot;   /* start-up migrations (NULL: none asked for) */
     int64_t schema_latest;  /* the newest embedded migration */
+    char statement_timeout[16]; /* ms, for write transactions (= the pool timeout) */
     /* The list and count statements, built once at open (read-only after). */
     struct pg_stmt list_stmts[4 + NSORTS * 4];
     char list_sql[4 + NSORTS * 4][640];
@@ -195,6 +201,7 @@ struct store_op {
     struct pg_conn *conn; /* the connection the statement in flight is on */
     struct pg_query q;    /* the statement in flight */
     struct pg_query q2;   /* writes: BEGIN, COMMIT or ROLLBACK around it */
+    struct pg_query q3;   /* writes: the transaction's statement timeout */
     struct pg_query sync; /* writes: the step's Sync */
     int inflight;         /* writes: q, q2, sync queued and not yet answered */
     bool held;            /* conn is a writer taken from the pool */
@@ -894,6 +901,7 @@ static int pg_todo_list(struct store_worker *w, const struct todo_query *q, stor
 
 static void on_write_result(struct pg_query *q, const PGresult *res);
 static void on_tx_result(struct pg_query *q, const PGresult *res);
+static void on_timeout_result(struct pg_query *q, const PGresult *res);
 static void on_write_sync(struct pg_query *q, const PGresult *res);
 static void on_writer(struct pg_pool_waiter *wt, struct pg_conn *c);
 static void step_done(struct store_op *op);
@@ -981,9 +989,13 @@ static int write_send(struct store_op *op)
     op->inflight = 0;
     op->q.cb = on_write_result;
     op->q2.cb = on_tx_result;
+    op->q3.cb = on_timeout_result;
     op->sync.cb = on_write_sync;
-    if (op->step == STEP_LOAD)
-        ok = step_queue(op, tx, NULL, &op->q2); /* BEGIN */
+    if (op->step == STEP_LOAD) {
+        const char *ms[1] = {op->w->st->statement_timeout};
+        ok = step_queue(op, tx, NULL, &op->q2) && /* BEGIN */
+             step_queue(op, &fixed_stmts[S_TIMEOUT], ms, &op->q3);
+    }
     if (ok && stmt != NULL)
         ok = step_queue(op, stmt, v, &op->q);
     if (ok && tx != NULL && op->step != STEP_LOAD)
@@ -1110,6 +1122,19 @@ static void on_tx_result(struct pg_query *q, const PGresult *res)
     if (res == NULL)
         op->lost = true;
     else if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        step_error(op, res);
+    if (--op->inflight == 0)
+        step_done(op);
+}
+
+/* The transaction's SET LOCAL statement_timeout: only an error matters. */
+static void on_timeout_result(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q3, q);
+
+    if (res == NULL)
+        op->lost = true;
+    else if (PQresultStatus(res) != PGRES_TUPLES_OK)
         step_error(op, res);
     if (--op->inflight == 0)
         step_done(op);
@@ -1530,6 +1555,8 @@ static int pg_open(struct store *s, const char *conninfo, char *err, size_t errl
     st->prepared = st->o.prepared == STORE_PREPARED_ON ||
                    (st->o.prepared == STORE_PREPARED_AUTO && !pg_conn_host_is_pooler(conninfo));
     st->schema_latest = migrate_latest_version("postgres");
+    snprintf(st->statement_timeout, sizeof(st->statement_timeout), "%u",
+             st->o.pool_timeout_ms > 0 ? st->o.pool_timeout_ms : POOL_TIMEOUT_MS);
     build_list_stmts(st);
     st->admin = pg_admin_new(conninfo);
     s->_priv = st;
@@ -1584,6 +1611,9 @@ static struct pg_pool_options pool_options(const struct pg_store *st)
         .timeout_ms = st->o.pool_timeout_ms > 0 ? st->o.pool_timeout_ms : POOL_TIMEOUT_MS,
         .recycle_ms = (uint64_t)st->o.pool_recycle_s * 1000,
         .pre_ping = st->o.pool_pre_ping,
+        /* Without named prepared statements a transaction-mode pooler is
+         * probably in between: one Sync in flight per reader. */
+        .serial_syncs = !st->prepared,
         .max_waiters = POOL_MAX_WAITERS,
     };
 }

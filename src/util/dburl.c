@@ -350,9 +350,9 @@ static int pg_query_param(const char *p, size_t len, struct pg_query_state *st, 
         return -1;
     }
     char *name = query_decode(p, (size_t)(eq - p));
-    char *value = query_decode(eq + 1, len - (size_t)(eq - p) - 1);
+    char *value = NULL;
     int rc = -1;
-    if (!name || !value) {
+    if (!name) {
         snprintf(err, errlen, "DATABASE_URL: bad percent escape in the query of \"%s\"", red);
         goto out;
     }
@@ -363,11 +363,22 @@ static int pg_query_param(const char *p, size_t len, struct pg_query_state *st, 
         rc = 0;
         goto out;
     }
+    /* A password passes as it is: its text must never decide (or appear
+     * in) a message. Other values are checked decoded, as libpq reads them. */
+    size_t vlen = len - (size_t)(eq - p) - 1;
+    value = pp->values || is_ssl || strcmp(name, "connect_timeout") == 0
+                ? query_decode(eq + 1, vlen)
+                : xstrdup("");
+    if (!value) {
+        snprintf(err, errlen, "DATABASE_URL: bad percent escape in the value of %s in \"%s\"",
+                 name, red);
+        goto out;
+    }
     const char *v = is_ssl ? ssl_to_sslmode(value) : value;
-    bool secret = strcmp(name, "password") == 0;
     if (!v || !value_allowed(pp, v)) {
+        /* The raw text, as the URL (and its redaction) shows it. */
         snprintf(err, errlen, "DATABASE_URL: %s=\"%.*s\" is not valid in \"%s\"; expected %s",
-                 name, 40, secret ? "***" : value, red, expected_values(pp, is_ssl));
+                 name, (int)(vlen > 40 ? 40 : vlen), eq + 1, red, expected_values(pp, is_ssl));
         goto out;
     }
     if (pp == &pg_params[0]) {

@@ -572,3 +572,33 @@ Test(pg_conn, neon_pooler_hosts_are_recognised)
         cr_assert_eq(pg_conn_host_is_pooler(cases[i].conninfo), cases[i].pooler, "%s",
                      cases[i].conninfo);
 }
+
+/* The value of option `key` of a live connection, or "" (PQconninfo). */
+static void option_of(PGconn *pg, const char *key, char *out, size_t len)
+{
+    PQconninfoOption *opts = PQconninfo(pg);
+
+    out[0] = '\0';
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, key) == 0 && o->val != NULL)
+            snprintf(out, len, "%s", o->val);
+    }
+    PQconninfoFree(opts);
+}
+
+Test(pg_conn, a_dead_peer_is_bounded_by_keepalives_and_a_user_timeout)
+{
+    struct pg_conn *c = connect_ok(true);
+    char v[64];
+
+    option_of(pg_conn_pgconn(c), "keepalives_idle", v, sizeof(v));
+    cr_assert_str_eq(v, "10");
+    option_of(pg_conn_pgconn(c), "keepalives_interval", v, sizeof(v));
+    cr_assert_str_eq(v, "5");
+    option_of(pg_conn_pgconn(c), "keepalives_count", v, sizeof(v));
+    cr_assert_str_eq(v, "3");
+    option_of(pg_conn_pgconn(c), "tcp_user_timeout", v, sizeof(v));
+    cr_assert_str_eq(v, "20000");
+    cr_assert_leq(10 + 5 * 3, PG_CONN_DEAD_PEER_S);
+    pg_conn_free(c);
+}

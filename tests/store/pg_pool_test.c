@@ -430,3 +430,64 @@ Test(pg_pool, without_pre_ping_an_idle_writer_is_handed_out_at_once)
     cr_assert_eq(pg_pool_take_writer(pool), c);
     pg_pool_release_writer(pool, c);
 }
+
+/* ---- serial Syncs (a transaction-mode pooler in between) ------------------ */
+
+static struct pg_stmt one_stmt = {0, "pool_test_one", "SELECT 1", 0, false};
+
+struct answer {
+    struct pg_query q;
+    int calls;
+};
+
+static void on_answer(struct pg_query *q, const PGresult *res)
+{
+    struct answer *a = H2O_STRUCT_FROM_MEMBER(struct answer, q, q);
+
+    (void)res;
+    a->calls++;
+}
+
+Test(pg_pool, serial_syncs_keep_one_batch_in_flight_per_reader)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = false, .nreaders = 1,
+                                .nwriters = 1, .timeout_ms = 10000, .serial_syncs = true};
+    struct answer a = {.q.cb = on_answer}, b = {.q.cb = on_answer};
+    struct waiter w = {.wt.cb = on_wait};
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    struct pg_conn *r = pg_pool_reader(pool);
+    cr_assert_eq(pg_conn_send(r, &one_stmt, NULL, &a.q), 0);
+    /* Not synced yet: more reads may join the batch. */
+    cr_assert_eq(pg_pool_reader(pool), r);
+    cr_assert_eq(pg_conn_send(r, &one_stmt, NULL, &b.q), 0);
+    cr_assert_eq(pg_conn_sync(r, NULL), 0);
+    /* Synced and unanswered: the reader is not handed out; a read waits. */
+    cr_assert_null(pg_pool_reader(pool));
+    cr_assert_eq(pg_pool_wait(pool, PG_POOL_READER, &w.wt), 0);
+    run_until_called(&w);
+    cr_assert_eq(w.got, r, "served by the same reader once its Sync was answered");
+    cr_assert_eq(a.calls + b.calls, 2, "after the batch's answers");
+    cr_assert_eq(pg_conn_syncs_in_flight(r), 0);
+}
+
+Test(pg_pool, without_serial_syncs_batches_overlap)
+{
+    struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
+                                .nwriters = 1, .timeout_ms = 10000};
+    struct answer a = {.q.cb = on_answer};
+
+    pool = pg_pool_new(loop, &o);
+    run_until_up();
+    struct pg_conn *r = pg_pool_reader(pool);
+    cr_assert_eq(pg_conn_send(r, &one_stmt, NULL, &a.q), 0);
+    cr_assert_eq(pg_conn_sync(r, NULL), 0);
+    cr_assert_eq(pg_conn_syncs_in_flight(r), 1);
+    cr_assert_eq(pg_pool_reader(pool), r, "pipelined past an unanswered Sync");
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while (a.calls == 0) {
+        cr_assert_lt(mono_ms(), end);
+        h2o_evloop_run(loop, 10);
+    }
+}

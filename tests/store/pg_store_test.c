@@ -701,65 +701,122 @@ Test(store_pg, pool_size_is_shared_out_among_workers)
 }
 
 struct locker {
-    const char *url, *id;
+    const char *url;
+    char sql[512]; /* run after BEGIN, then hold_ms, then ROLLBACK */
     int hold_ms;
     bool locked;
 };
 
-/* Hold a row lock on todo `id` for hold_ms from a side connection. */
+/* Run l->sql in a transaction of a side connection and keep it open for
+ * hold_ms (its locks held), then roll back. */
 static void *hold_lock(void *arg)
 {
     struct locker *l = arg;
     PGconn *pg = PQconnectdb(l->url);
-    char sql[160];
 
     PQclear(PQexec(pg, "BEGIN"));
-    snprintf(sql, sizeof(sql), "SELECT 1 FROM todos WHERE id = '%s' FOR UPDATE", l->id);
-    PQclear(PQexec(pg, sql));
+    PQclear(PQexec(pg, l->sql));
     __atomic_store_n(&l->locked, true, __ATOMIC_SEQ_CST);
     usleep((useconds_t)l->hold_ms * 1000);
-    PQclear(PQexec(pg, "COMMIT"));
+    PQclear(PQexec(pg, "ROLLBACK"));
     PQfinish(pg);
     return NULL;
 }
 
-Test(store_pg, a_request_that_cannot_get_a_connection_in_time_is_unavailable)
+static void start_locker(struct locker *l, pthread_t *th)
 {
-    char url[512], err[512], user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1], id2[UUID_STR_LEN + 1];
-    struct box c = {0}, held = {0}, late = {0};
-    struct todo_patch p = {.has_completed = true, .completed = true};
-    pthread_t th;
+    cr_assert_eq(pthread_create(th, NULL, hold_lock, l), 0);
+    while (!__atomic_load_n(&l->locked, __ATOMIC_SEQ_CST))
+        usleep(1000);
+}
 
-    fresh_database(url, sizeof(url));
-    /* One writer, no overflow, a 400 ms wait at most. */
+/* One writer, no overflow, a 400 ms wait at most; up and migrated. */
+static void open_one_writer(char *url, size_t urllen)
+{
+    char err[512];
+
+    fresh_database(url, urllen);
     S = (struct store){._be = &store_backend_pg,
                        ._opts = {.migrate = true, .workers = 1, .pool_size = 2,
                                  .pool_timeout_ms = 400}};
     cr_assert_eq(store_backend_pg.open(&S, url, err, sizeof(err)), 0, "%s", err);
     attach();
+    /* Up first (this also brings the loop's clock, which the pool's
+     * deadlines use, past the time the migrations took). */
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while (ping_now(NULL, 0) != STORE_OK) {
+        cr_assert_lt(mono_ms(), end, "never ready");
+        h2o_evloop_run(loop, 10);
+    }
+}
+
+Test(store_pg, a_request_that_cannot_get_a_connection_in_time_is_unavailable)
+{
+    char url[512], user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1], other[UUID_STR_LEN + 1];
+    struct box held = {0}, late = {0};
+    pthread_t th;
+
+    open_one_writer(url, sizeof(url));
     make_user(user, T0);
-    uuid_v7(timefmt_now_ms(), id);
-    cr_assert_eq(RUN(&c, create_todo(user, id, "locked", T0, &c)), STORE_OK);
-    struct locker l = {.url = url, .id = id, .hold_ms = 2000};
-    cr_assert_eq(pthread_create(&th, NULL, hold_lock, &l), 0);
-    while (!__atomic_load_n(&l.locked, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    /* This PATCH waits on the row lock, holding the only writer... */
-    struct todo_write wr = {.user_id = user, .id = id, .patch = &p,
-                            .if_match = STORE_IF_MATCH_NONE, .now_ms = T0 + 1};
-    cr_assert_eq(store_todo_patch(W, &wr, on_done, &held, NULL), 0);
+    /* A side transaction inserts an email and keeps it uncommitted: a user
+     * insert of the same email waits on the unique index (an autocommit
+     * statement, no statement timeout), holding the only writer. */
+    struct locker l = {.url = url, .hold_ms = 1500};
+    snprintf(l.sql, sizeof(l.sql),
+             "INSERT INTO users (id, email, password_hash, is_active, created_at, updated_at)"
+             " VALUES (gen_random_uuid(), 'dup@example.test', 'x', true, now(), now())");
+    start_locker(&l, &th);
+    uuid_v7(timefmt_now_ms(), other);
+    struct user_new nu = {.id = other, .email = "dup@example.test", .password_hash = "$x",
+                          .now_ms = T0};
+    cr_assert_eq(store_user_create(W, &nu, on_done, &held, NULL), 0);
     for (int i = 0; i < 10; i++)
         h2o_evloop_run(loop, 10);
-    /* ...so this write gets no connection within the timeout. */
-    uuid_v7(timefmt_now_ms(), id2);
+    /* This write gets no connection within the timeout. */
+    uuid_v7(timefmt_now_ms(), id);
     int64_t started = mono_ms();
-    cr_assert_eq(RUN(&late, create_todo(user, id2, "late", T0, &late)), STORE_UNAVAILABLE);
+    cr_assert_eq(RUN(&late, create_todo(user, id, "late", T0, &late)), STORE_UNAVAILABLE);
     int64_t waited = mono_ms() - started;
     cr_assert_geq(waited, 350, "answered after %lld ms", (long long)waited);
-    cr_assert_lt(waited, 1500, "answered after %lld ms", (long long)waited);
+    cr_assert_lt(waited, 1200, "answered after %lld ms", (long long)waited);
     cr_assert(strstr(late.message, "timed out"), "%s", late.message);
-    /* The PATCH completes once the lock goes. */
+    /* The side transaction rolls back: the held insert then succeeds. */
     wait_for(&held.calls, 1, DEADLINE_MS);
     cr_assert_eq(held.status, STORE_OK, "%s", held.message);
     pthread_join(th, NULL);
+}
+
+Test(store_pg, a_write_waiting_on_a_row_lock_ends_at_the_statement_timeout)
+{
+    char url[512], user[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1];
+    struct box c = {0}, held = {0}, again = {0}, g = {0};
+    struct todo_patch p = {.has_completed = true, .completed = false};
+    pthread_t th;
+
+    open_one_writer(url, sizeof(url));
+    make_user(user, T0);
+    uuid_v7(timefmt_now_ms(), id);
+    cr_assert_eq(RUN(&c, create_todo(user, id, "locked", T0, &c)), STORE_OK);
+    struct locker l = {.url = url, .hold_ms = 2000};
+    snprintf(l.sql, sizeof(l.sql), "SELECT 1 FROM todos WHERE id = '%s' FOR UPDATE", id);
+    start_locker(&l, &th);
+    /* The PATCH waits on the row lock no longer than its transaction's
+     * statement timeout (the pool timeout, 400 ms), long before the side
+     * session lets go (2 s). */
+    struct todo_write wr = {.user_id = user, .id = id, .patch = &p,
+                            .if_match = STORE_IF_MATCH_NONE, .now_ms = T0 + 1};
+    int64_t started = mono_ms();
+    cr_assert_eq(RUN(&held, store_todo_patch(W, &wr, on_done, &held, NULL)), STORE_UNAVAILABLE);
+    int64_t waited = mono_ms() - started;
+    cr_assert(strstr(held.message, "statement timeout"), "%s", held.message);
+    cr_assert_geq(waited, 350, "answered after %lld ms", (long long)waited);
+    cr_assert_lt(waited, 1500, "answered after %lld ms", (long long)waited);
+    /* Nothing was written, and the writer is usable again. */
+    cr_assert_eq(RUN(&g, store_todo_get(W, user, id, on_done, &g, NULL)), STORE_OK);
+    cr_assert(g.todo.completed, "the timed-out PATCH was applied");
+    cr_assert_eq(g.todo.version, 1);
+    pthread_join(th, NULL);
+    cr_assert_eq(RUN(&again, store_todo_patch(W, &wr, on_done, &again, NULL)), STORE_OK, "%s",
+                 again.message);
+    cr_assert(again.has_todo && !again.todo.completed && again.todo.version == 2);
 }
