@@ -22,8 +22,7 @@ static void usage(FILE *out)
           "  migrate    versioned schema migrations (todo migrate --help)\n"
           "  version    print the version\n"
           "  help       show this help\n"
-          "\n"
-          "Environment variables (all optional; also read from ./.env):\n",
+          "\n",
           out);
     fputs(config_help_text, out);
 }
