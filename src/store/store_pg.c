@@ -3,7 +3,17 @@
  *
  * Each worker owns a pg_pool (pg_pool.h) on its loop: readers, on which
  * every read of a loop iteration is pipelined under one Sync, and writers,
- * each running one write operation at a time under its own Syncs.
+ * each running one write operation at a time under its own Syncs. The
+ * pool's sizes are the worker's share of the store_options totals (one
+ * reader, the rest writers, plus overflow writers); without named prepared
+ * statements (a transaction-mode pooler in between) a reader keeps one Sync
+ * in flight at a time.
+ *
+ * Start-up (open) needs no database: the URL is checked, and with
+ * _opts.migrate a pg_boot thread (pg_boot.h) applies the migrations as soon
+ * as the database answers; until then every request but the readiness ping
+ * is refused with STORE_UNAVAILABLE. The ping reads the schema version on a
+ * reader: ready means reachable and migrated.
  *
  * Reads: one statement each (a list may add a count). A read whose
  * connection broke, whose batch was aborted by another query's error, or

@@ -106,6 +106,8 @@ static int script_run(const struct cluster *c, const char *args, char *out, size
     return pclose(p) == 0 ? 0 : -1;
 }
 
+static void cluster_remove(struct cluster *c);
+
 /* Create and start the test's cluster (with TLS from certs/ when `ssl`). */
 static struct cluster *cluster_start(bool ssl)
 {
@@ -123,8 +125,11 @@ static struct cluster *cluster_start(bool ssl)
     }
     snprintf(args, sizeof(args), "%s%s%s start '%s/pg'", ssl ? "--ssl '" : "",
              ssl ? c->dir : "", ssl ? "/certs'" : "", c->dir);
-    cr_assert_eq(script_run(c, args, c->url, sizeof(c->url)), 0,
-                 "pg-test-cluster start failed (see its stderr)");
+    if (script_run(c, args, c->url, sizeof(c->url)) != 0) {
+        cluster_remove(c);
+        cluster_made = false;
+        cr_assert_fail("pg-test-cluster start failed (see its stderr)");
+    }
     const char *colon = strrchr(c->url, ':');
     c->port = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
     cr_assert_gt(c->port, 0, "%s", c->url);
@@ -157,6 +162,26 @@ static int psql(const struct cluster *c, const char *sql)
              PSQL, c->url, sql);
     return system(line) == 0 ? 0 : -1;
 }
+
+/* Poll until a backend matches `where` (SQL over pg_stat_activity; no row
+ * makes the query fail with a division by zero); false after timeout_ms. */
+static bool until_activity(const struct cluster *c, const char *where, int timeout_ms)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT 1 / count(*) FROM pg_stat_activity WHERE %s AND pid <> pg_backend_pid()",
+             where);
+    int64_t end = mono_ms() + timeout_ms;
+    while (mono_ms() < end) {
+        if (psql(c, sql) == 0)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
+/* The side session (psql) sits in its pg_sleep, its locks taken. */
+#define SIDE_SLEEPING "application_name = 'psql' AND query LIKE '%pg_sleep%' AND state = 'active'"
 
 static struct e2e_server *servers[4];
 static int nservers;
@@ -479,10 +504,13 @@ Test(pg, a_write_that_gets_no_connection_in_time_is_503)
              email);
     pthread_t lt, gt;
     cr_assert_eq(pthread_create(&lt, NULL, lock_thread, &lk), 0);
-    usleep(800 * 1000); /* psql connected and inserted */
+    cr_assert(until_activity(c, SIDE_SLEEPING, 3000), "the side session never got going");
     struct registrar g = {.s = &s, .email = email};
     cr_assert_eq(pthread_create(&gt, NULL, register_thread, &g), 0);
-    usleep(500 * 1000); /* hashed (offload) and waiting on the index */
+    /* Until the registration (hashed first, off the loop) waits on the
+     * index: one of the server's backends waits for a lock. */
+    cr_assert(until_activity(c, "application_name = 'todo' AND wait_event_type = 'Lock'", 3000),
+              "the registration never waited on the index");
     int64_t t0 = mono_ms();
     struct e2e_resp *r = post_at(&s, "/api/v1/todos", u.token, "{\"title\":\"no writer\"}");
     int64_t waited = mono_ms() - t0;
@@ -522,7 +550,7 @@ Test(pg, a_write_stuck_behind_a_row_lock_is_503_within_pool_timeout)
              id);
     pthread_t lt;
     cr_assert_eq(pthread_create(&lt, NULL, lock_thread, &lk), 0);
-    usleep(800 * 1000);
+    cr_assert(until_activity(c, SIDE_SLEEPING, 3000), "the side session never got going");
     struct patcher p = {.s = &s, .u = &u, .id = id};
     patch_thread(&p);
     cr_assert_eq(p.status, 503, "the PATCH stuck behind the lock: %ld", p.status);
