@@ -140,22 +140,16 @@ int cli_parse_seconds(const char *s, double max_s, int *ms)
 int cli_database_url(const char *given, bool migrations, char **url, char *err, size_t errlen)
 {
     struct config cfg;
-    const char *m;
 
     if (given != NULL) {
         *url = xstrdup(given);
         return 0;
     }
-    /* Interim: config does not know MIGRATIONS_DATABASE_URL yet (asked for);
-     * until it does, it is read from the environment only, here. */
-    m = migrations ? getenv("MIGRATIONS_DATABASE_URL") : NULL;
-    if (m != NULL && m[0] != '\0') {
-        *url = xstrdup(m);
-        return 0;
-    }
     if (config_load(&cfg, ".env", err, errlen) != 0)
         return -1;
-    *url = xstrdup(cfg.database_url);
+    *url = xstrdup(migrations && cfg.migrations_database_url != NULL
+                       ? cfg.migrations_database_url
+                       : cfg.database_url);
     config_free(&cfg);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "http/offload.h"
 #include "http/server.h"
+#include "migrate/mdb.h"
 #include "store/store.h"
 #include "util/dburl.h"
 #include "util/log.h"
@@ -53,6 +54,50 @@ static int parse_args(int argc, char **argv)
     return -1;
 }
 
+/* Seconds start-up waits for PostgreSQL to tell whether migrations are
+ * pending (staging/production). */
+#define PENDING_CHECK_CONNECT_S 5
+
+/* Start-up migrations. development applies them (through
+ * MIGRATIONS_DATABASE_URL when set: here; otherwise the store does, at
+ * open). staging and production refuse to start while any is pending,
+ * unless MIGRATE_ON_START=true; a database that cannot be asked is not a
+ * reason to refuse (readiness waits for the schema). 0, or -1 with the
+ * message printed. `*store_migrates` tells store_open whether to apply them. */
+static int startup_migrations(const struct config *cfg, bool *store_migrates)
+{
+    const char *murl = cfg->migrations_database_url;
+    bool apply = strcmp(cfg->app_env, "development") == 0 || cfg->migrate_on_start;
+    char err[1024];
+    int n;
+
+    *store_migrates = apply && murl == NULL;
+    if (apply && murl != NULL) {
+        if (mdb_up_embedded(murl, PENDING_CHECK_CONNECT_S, err, sizeof(err)) < 0) {
+            fprintf(stderr, "todo serve: migrations (MIGRATIONS_DATABASE_URL): %s\n", err);
+            return -1;
+        }
+        return 0;
+    }
+    if (apply)
+        return 0;
+    n = mdb_pending_count(murl != NULL ? murl : cfg->database_url, PENDING_CHECK_CONNECT_S, err,
+                          sizeof(err));
+    if (n < 0) {
+        log_kv(LOG_WARN, "cannot tell whether migrations are pending; starting anyway", "error",
+               err, NULL);
+        return 0;
+    }
+    if (n > 0) {
+        fprintf(stderr,
+                "todo serve: %d migration%s pending and APP_ENV=%s: apply %s with `todo migrate"
+                " up` first, or set MIGRATE_ON_START=true\n",
+                n, n == 1 ? " is" : "s are", cfg->app_env, n == 1 ? "it" : "them");
+        return -1;
+    }
+    return 0;
+}
+
 static int serve(const struct config *cfg)
 {
     char err[512];
@@ -61,8 +106,13 @@ static int serve(const struct config *cfg)
     struct offload *offload = NULL;
 
     http_server_block_signals(); /* before the first thread starts */
+    bool store_migrates = false;
+    if (startup_migrations(cfg, &store_migrates) != 0) {
+        free(label);
+        return 1;
+    }
     struct store_options so = {
-        .migrate = true,
+        .migrate = store_migrates,
         .workers = (unsigned)cfg->workers,
         .pool_size = (unsigned)cfg->pool_size,
         .pool_max_overflow = (unsigned)cfg->pool_max_overflow,

@@ -333,7 +333,9 @@ static bool sslmode_strong(const char *mode)
                     strcmp(mode, "verify-full") == 0);
 }
 
-static int parse_database_url(struct config *cfg, const struct setting *s, char *err, size_t errlen)
+/* A database URL into *out (DATABASE_URL, MIGRATIONS_DATABASE_URL). */
+static int parse_url_into(struct config *cfg, const struct setting *s, char **out, char *err,
+                          size_t errlen)
 {
     struct dburl u;
     if (dburl_parse(s->value, &u, err, errlen) != 0) {
@@ -347,17 +349,31 @@ static int parse_database_url(struct config *cfg, const struct setting *s, char 
     if (is_production(cfg) && u.kind == DBURL_POSTGRES && !sslmode_strong(u.sslmode)) {
         char where[PATH_MAX + 32];
         snprintf(err, errlen,
-                 "DATABASE_URL: in production the connection to PostgreSQL must use TLS, but "
+                 "%s: in production the connection to PostgreSQL must use TLS, but "
                  "sslmode is %s%s; fix: add sslmode=require (or sslmode=verify-full with "
                  "sslrootcert=/path/to/ca.pem) to the URL's query, e.g. ...?sslmode=require",
-                 u.sslmode ? u.sslmode : "unset (libpq's default: prefer)",
+                 s->name, u.sslmode ? u.sslmode : "unset (libpq's default: prefer)",
                  origin(s, where, sizeof(where)));
         rc = -1;
     }
     dburl_free(&u);
     if (rc == 0)
-        cfg->database_url = xstrdup(s->value);
+        *out = xstrdup(s->value);
     return rc;
+}
+
+static int parse_database_url(struct config *cfg, const struct setting *s, char *err, size_t errlen)
+{
+    return parse_url_into(cfg, s, &cfg->database_url, err, errlen);
+}
+
+/* Unset: NULL (todo migrate and start-up migration use DATABASE_URL). */
+static int parse_migrations_url(struct config *cfg, const struct setting *s, char *err,
+                                size_t errlen)
+{
+    if (s->value == NULL)
+        return 0;
+    return parse_url_into(cfg, s, &cfg->migrations_database_url, err, errlen);
 }
 
 static int parse_host(struct config *cfg, const struct setting *s, char *err, size_t errlen)
@@ -451,6 +467,12 @@ static int parse_bool(const struct setting *s, bool *out, char *err, size_t errl
     return bad_value(s, "true or false", err, errlen);
 }
 
+static int parse_migrate_on_start(struct config *cfg, const struct setting *s, char *err,
+                                  size_t errlen)
+{
+    return parse_bool(s, &cfg->migrate_on_start, err, errlen);
+}
+
 static int parse_pool_size(struct config *cfg, const struct setting *s, char *err, size_t errlen)
 {
     if (!s->value) {
@@ -514,6 +536,14 @@ static int parse_prepared(struct config *cfg, const struct setting *s, char *err
       "      sslrootcert, sslcert, sslkey, channel_binding, connect_timeout,\n"                   \
       "      application_name, options, target_session_attrs; others are refused.\n"             \
       "      Passwords are never logged.")                                                         \
+    X("MIGRATIONS_DATABASE_URL", NULL, NULL, "DATABASE_URL", parse_migrations_url,                 \
+      "The database `todo migrate` and start-up migrations use instead of\n"                       \
+      "      DATABASE_URL (same spellings); on Neon, the direct endpoint while\n"                   \
+      "      DATABASE_URL is the pooled (-pooler) one.")                                           \
+    X("MIGRATE_ON_START", NULL, "false", "false", parse_migrate_on_start,                         \
+      "staging and production: apply pending migrations at start-up (true) or\n"                  \
+      "      refuse to start while any are pending (false: run `todo migrate up`).\n"             \
+      "      development always applies them.")                                                    \
     X("HOST", NULL, "127.0.0.1", "127.0.0.1", parse_host,                                          \
       "Address to listen on (0.0.0.0 for all interfaces).")                                        \
     X("PORT", NULL, "8000", "8000", parse_port,                                                    \
@@ -630,6 +660,7 @@ void config_free(struct config *cfg)
         sodium_memzero(cfg->secret_key, cfg->secret_key_len);
     free(cfg->secret_key);
     free(cfg->database_url);
+    free(cfg->migrations_database_url);
     free(cfg->host);
     free(cfg->app_env);
     memset(cfg, 0, sizeof(*cfg));

@@ -48,6 +48,8 @@
 
 struct config {
     char *database_url; /* as given (may hold a password: log dburl_redact() of it) */
+    char *migrations_database_url; /* NULL when unset: then database_url */
+    bool migrate_on_start;          /* staging/production: migrate instead of refusing */
     char *host;
     int port;    /* 1..65535 (0 allowed: pick a free port, for tests) */
     int workers; /* 1..256 */

@@ -1196,7 +1196,7 @@ static void serve_until_listening(const char *const *env, const char *cwd)
  * production refuses to start while migrations are pending, unless
  * MIGRATE_ON_START=true): the change to src/cli/serve.c and src/config/ is
  * with the lead (report of issue 4). */
-Test(cli_migrate, startup_refuses_in_production_with_pending_migrations, .disabled = true)
+Test(cli_migrate, startup_refuses_in_production_with_pending_migrations)
 {
     struct tdb d;
     struct run r;
