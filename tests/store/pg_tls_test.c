@@ -58,7 +58,7 @@ static void setup(void)
 {
     const char *env = getenv("PG_TEST_CLUSTER");
     const char *bindir = getenv("PG_BINDIR");
-    char initdb[PATH_MAX], url[512], args[PATH_MAX * 2];
+    char initdb[PATH_MAX], url[512], args[PATH_MAX * 2 + 64];
 
     loop = h2o_evloop_create();
     pool = NULL;
