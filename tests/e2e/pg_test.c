@@ -269,7 +269,7 @@ static bool wait_ready(const struct e2e_server *s, int timeout_ms)
 
 Test(pg, down_at_start_then_ready_without_restart)
 {
-    struct e2e_server s;
+    static struct e2e_server s; /* outlives the test body: the suite teardown stops it */
     struct e2e_user u;
 
     pg_only();
@@ -368,7 +368,7 @@ static void *kill_thread(void *arg)
 Test(pg, killed_backends_during_a_write_load)
 {
     static struct load l; /* large */
-    struct e2e_server s;
+    static struct e2e_server s; /* outlives the test body: the suite teardown stops it */
     struct e2e_user u;
     static const char *const set[] = {"POOL_TIMEOUT=5", NULL};
 
@@ -483,7 +483,7 @@ static const char *const one_writer[] = {"WORKERS=1", "POOL_SIZE=2", "POOL_MAX_O
 
 Test(pg, a_write_that_gets_no_connection_in_time_is_503)
 {
-    struct e2e_server s;
+    static struct e2e_server s; /* outlives the test body: the suite teardown stops it */
     struct e2e_user u;
     char email[192];
 
@@ -529,7 +529,7 @@ Test(pg, a_write_that_gets_no_connection_in_time_is_503)
 
 Test(pg, a_write_stuck_behind_a_row_lock_is_503_within_pool_timeout)
 {
-    struct e2e_server s;
+    static struct e2e_server s; /* outlives the test body: the suite teardown stops it */
     struct e2e_user u;
 
     pg_only();
@@ -572,7 +572,7 @@ Test(pg, a_write_stuck_behind_a_row_lock_is_503_within_pool_timeout)
 
 Test(pg, tls_verify_full_is_ready_and_a_wrong_ca_is_not)
 {
-    struct e2e_server good, bad;
+    static struct e2e_server good, bad; /* outlives the test body: the suite teardown stops it */
     struct e2e_user u;
     char url[1024];
 
