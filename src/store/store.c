@@ -207,3 +207,22 @@ void store__arena_free(struct store__arena *a)
         a = next;
     }
 }
+
+bool store__copy_uuid(char out[UUID_STR_LEN + 1], const char *s)
+{
+    return s != NULL && uuid_parse(s, strlen(s), out);
+}
+
+bool store__query_valid(const struct todo_query *q)
+{
+    return q != NULL && q->user_id != NULL && q->limit >= 1 && q->limit <= 1000 &&
+           q->offset >= 0 && q->completed >= -1 && q->completed <= 1 && (int)q->sort >= 0 &&
+           q->sort <= TODO_SORT_TITLE_DESC;
+}
+
+void store__copy_patch(struct todo_patch *dst, const struct todo_patch *src)
+{
+    *dst = *src;
+    dst->title = src->title != NULL ? xstrdup(src->title) : NULL;
+    dst->description = src->description != NULL ? xstrdup(src->description) : NULL;
+}

@@ -149,6 +149,8 @@ static const char *const list_order[] = {
     [TODO_SORT_TITLE] = "title, id",
     [TODO_SORT_TITLE_DESC] = "title DESC, id DESC",
 };
+_Static_assert(sizeof(list_order) / sizeof(list_order[0]) == TODO_SORT_TITLE_DESC + 1,
+               "one ORDER BY per enum todo_sort (store__query_valid checks the range)");
 #define NSORTS (sizeof(list_order) / sizeof(list_order[0]))
 
 /* ---- state ------------------------------------------------------------- */
@@ -820,11 +822,6 @@ static void on_read_result(struct pg_query *q, const PGresult *res)
 /* ---- read submission --------------------------------------------------- */
 
 /* Canonical UUID text of `s` into out; false when `s` is not a UUID. */
-static bool copy_uuid(char out[UUID_STR_LEN + 1], const char *s)
-{
-    return s != NULL && uuid_parse(s, strlen(s), out);
-}
-
 static int pg_ping(struct store_worker *w, store_done_fn *done, void *ctx, struct store_op **out)
 {
     return read_submit(op_new(w, OP_PING, done, ctx), out);
@@ -850,7 +847,7 @@ static int pg_user_by_id(struct store_worker *w, const char *id, store_done_fn *
     if (id == NULL)
         return STORE_INVALID;
     op = op_new(w, OP_USER_BY_ID, done, ctx);
-    if (!copy_uuid(op->id, id))
+    if (!store__copy_uuid(op->id, id))
         return finish_later(op, STORE_NOT_FOUND, out); /* no such id can exist */
     return read_submit(op, out);
 }
@@ -863,16 +860,9 @@ static int pg_todo_get(struct store_worker *w, const char *user_id, const char *
     if (user_id == NULL || id == NULL)
         return STORE_INVALID;
     op = op_new(w, OP_TODO_GET, done, ctx);
-    if (!copy_uuid(op->id, id) || !copy_uuid(op->user_id, user_id))
+    if (!store__copy_uuid(op->id, id) || !store__copy_uuid(op->user_id, user_id))
         return finish_later(op, STORE_NOT_FOUND, out);
     return read_submit(op, out);
-}
-
-static bool query_valid(const struct todo_query *q)
-{
-    return q != NULL && q->user_id != NULL && q->limit >= 1 && q->limit <= 1000 &&
-           q->offset >= 0 && q->completed >= -1 && q->completed <= 1 && (int)q->sort >= 0 &&
-           (size_t)q->sort < NSORTS;
 }
 
 static int pg_todo_list(struct store_worker *w, const struct todo_query *q, store_done_fn *done,
@@ -880,7 +870,7 @@ static int pg_todo_list(struct store_worker *w, const struct todo_query *q, stor
 {
     struct store_op *op;
 
-    if (!query_valid(q))
+    if (!store__query_valid(q))
         return STORE_INVALID;
     op = op_new(w, OP_TODO_LIST, done, ctx);
     op->tq = *q;
@@ -888,7 +878,7 @@ static int pg_todo_list(struct store_worker *w, const struct todo_query *q, stor
     op->q_text = q->q != NULL ? xstrdup(q->q) : NULL;
     op->tq.q = op->q_text;
     op->tq.user_id = op->user_id;
-    if (!copy_uuid(op->user_id, q->user_id))
+    if (!store__copy_uuid(op->user_id, q->user_id))
         return finish_later(op, STORE_OK, out); /* nobody's: an empty page */
     return read_submit(op, out);
 }
@@ -1349,20 +1339,13 @@ static int write_submit(struct store_op *op, struct store_op **out)
     return 0;
 }
 
-static void copy_patch(struct todo_patch *dst, const struct todo_patch *src)
-{
-    *dst = *src;
-    dst->title = src->title != NULL ? xstrdup(src->title) : NULL;
-    dst->description = src->description != NULL ? xstrdup(src->description) : NULL;
-}
-
 static int pg_user_create(struct store_worker *w, const struct user_new *u, store_done_fn *done,
                           void *ctx, struct store_op **out)
 {
     struct store_op *op;
     char id[UUID_STR_LEN + 1];
 
-    if (u == NULL || !copy_uuid(id, u->id) || u->email == NULL || u->password_hash == NULL)
+    if (u == NULL || !store__copy_uuid(id, u->id) || u->email == NULL || u->password_hash == NULL)
         return STORE_INVALID;
     op = op_new(w, OP_USER_CREATE, done, ctx);
     memcpy(op->id, id, sizeof(id));
@@ -1380,7 +1363,7 @@ static int pg_user_set_password_hash(struct store_worker *w, const char *id, con
     struct store_op *op;
     char uid[UUID_STR_LEN + 1];
 
-    if (!copy_uuid(uid, id) || hash == NULL)
+    if (!store__copy_uuid(uid, id) || hash == NULL)
         return STORE_INVALID;
     op = op_new(w, OP_USER_SET_HASH, done, ctx);
     memcpy(op->id, uid, sizeof(uid));
@@ -1399,7 +1382,7 @@ static struct store_op *todo_write_op(struct store_worker *w, enum op_kind kind,
     struct store_op *op;
 
     *status = STORE_INVALID;
-    if (req == NULL || !copy_uuid(uid, req->user_id) || !copy_uuid(id, req->id))
+    if (req == NULL || !store__copy_uuid(uid, req->user_id) || !store__copy_uuid(id, req->id))
         return NULL;
     if (need_patch && (req->patch == NULL || (complete && !req->patch->has_title) ||
                        (req->patch->has_title && req->patch->title == NULL)))
@@ -1411,7 +1394,7 @@ static struct store_op *todo_write_op(struct store_worker *w, enum op_kind kind,
     memcpy(op->user_id, uid, sizeof(uid));
     memcpy(op->id, id, sizeof(id));
     if (need_patch)
-        copy_patch(&op->patch, req->patch);
+        store__copy_patch(&op->patch, req->patch);
     op->if_match = req->if_match;
     op->now_ms = req->now_ms;
     *status = STORE_OK;

@@ -327,6 +327,8 @@ static const char *const list_order[] = {
     [TODO_SORT_TITLE] = "title, id",
     [TODO_SORT_TITLE_DESC] = "title DESC, id DESC",
 };
+_Static_assert(sizeof(list_order) / sizeof(list_order[0]) == TODO_SORT_TITLE_DESC + 1,
+               "one ORDER BY per enum todo_sort (store__query_valid checks the range)");
 
 /* The list (count = false) or count statement for this filter shape. */
 static sqlite3_stmt *list_stmt(struct store_op *op, bool count, const struct todo_query *q)
@@ -454,19 +456,12 @@ static int list_run(struct store_op *op, const struct todo_query *q)
     return status;
 }
 
-static bool query_valid(const struct todo_query *q)
-{
-    return q != NULL && q->user_id != NULL && q->limit >= 1 && q->limit <= 1000 &&
-           q->offset >= 0 && q->completed >= -1 && q->completed <= 1 &&
-           (int)q->sort >= 0 && (size_t)q->sort < sizeof(list_order) / sizeof(list_order[0]);
-}
-
 static int sq_todo_list(struct store_worker *w, const struct todo_query *q, store_done_fn *done,
                         void *ctx, struct store_op **out)
 {
     struct store_op *op;
 
-    if (!query_valid(q))
+    if (!store__query_valid(q))
         return STORE_INVALID;
     op = op_new(w, done, ctx);
     op->is_list = true;
@@ -706,25 +701,13 @@ static int todo_delete_run(struct sqlite_job *job, struct sqlite_wconn *c)
 /* ---- write submission (worker thread) ---------------------------------- */
 
 /* Canonical UUID text of `s` into out; false when `s` is not a UUID. */
-static bool copy_uuid(char out[UUID_STR_LEN + 1], const char *s)
-{
-    return s != NULL && uuid_parse(s, strlen(s), out);
-}
-
-static void copy_patch(struct todo_patch *dst, const struct todo_patch *src)
-{
-    *dst = *src;
-    dst->title = src->title != NULL ? xstrdup(src->title) : NULL;
-    dst->description = src->description != NULL ? xstrdup(src->description) : NULL;
-}
-
 static int sq_user_create(struct store_worker *w, const struct user_new *u, store_done_fn *done,
                           void *ctx, struct store_op **out)
 {
     struct store_op *op;
     char id[UUID_STR_LEN + 1];
 
-    if (u == NULL || !copy_uuid(id, u->id) || u->email == NULL || u->password_hash == NULL)
+    if (u == NULL || !store__copy_uuid(id, u->id) || u->email == NULL || u->password_hash == NULL)
         return STORE_INVALID;
     op = op_new(w, done, ctx);
     memcpy(op->id, id, sizeof(id));
@@ -742,7 +725,7 @@ static int sq_user_set_password_hash(struct store_worker *w, const char *id, con
     struct store_op *op;
     char uid[UUID_STR_LEN + 1];
 
-    if (!copy_uuid(uid, id) || hash == NULL)
+    if (!store__copy_uuid(uid, id) || hash == NULL)
         return STORE_INVALID;
     op = op_new(w, done, ctx);
     memcpy(op->id, uid, sizeof(uid));
@@ -761,7 +744,7 @@ static struct store_op *todo_write_op(struct store_worker *w, const struct todo_
     struct store_op *op;
 
     *status = STORE_INVALID;
-    if (req == NULL || !copy_uuid(uid, req->user_id) || !copy_uuid(id, req->id))
+    if (req == NULL || !store__copy_uuid(uid, req->user_id) || !store__copy_uuid(id, req->id))
         return NULL;
     if (need_patch && (req->patch == NULL || (complete && !req->patch->has_title) ||
                        (req->patch->has_title && req->patch->title == NULL)))
@@ -773,7 +756,7 @@ static struct store_op *todo_write_op(struct store_worker *w, const struct todo_
     memcpy(op->user_id, uid, sizeof(uid));
     memcpy(op->id, id, sizeof(id));
     if (need_patch)
-        copy_patch(&op->patch, req->patch);
+        store__copy_patch(&op->patch, req->patch);
     op->if_match = req->if_match;
     op->now_ms = req->now_ms;
     *status = STORE_OK;
