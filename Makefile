@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 
-.PHONY: all run test test-asan test-tsan bench fuzz clean deps
+.PHONY: all run test test-asan test-tsan bench bench-copy fuzz clean deps
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -39,6 +39,11 @@ test-tsan: deps
 
 bench: deps
 	scripts/bench
+
+# `todo db copy` of 1M todos SQLite -> PostgreSQL against psql \copy and
+# pgloader (scripts/bench-copy; docs/PERFORMANCE.md "todo db copy").
+bench-copy: deps
+	scripts/bench-copy
 
 # libFuzzer targets (clang): FUZZ_SECONDS per target, default 10.
 fuzz:

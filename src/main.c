@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/db.h"
 #include "cli/migrate.h"
 #include "cli/serve.h"
 #include "config/config.h"
@@ -20,6 +21,7 @@ static void usage(FILE *out)
           "Commands:\n"
           "  serve      run the HTTP/JSON API server (todo serve --help)\n"
           "  migrate    versioned schema migrations (todo migrate --help)\n"
+          "  db         copy and verify data between databases, back up (todo db --help)\n"
           "  version    print the version\n"
           "  help       show this help\n"
           "\n",
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
         return cli_serve_main(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cli_migrate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "db") == 0)
+        return cli_db_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("todo %s\n", TODO_VERSION);
         return 0;

@@ -5,20 +5,29 @@
  *
  * Rules, by target type
  *   BOOL: integer 0/1; real 0.0/1.0; text "0" "1" "t" "f" "true" "false"
- *         (any case, surrounding blanks ignored).
- *   TS:   text "YYYY-MM-DD HH:MM:SS" or with 'T', optional fraction (any
- *         number of digits, truncated to milliseconds), optional "Z" or
- *         "±HH:MM" / "±HHMM" / "±HH"; a bare date "YYYY-MM-DD" is midnight.
- *         Text without an offset is naive: it is local time in the source
- *         zone (dbconv_tz; UTC by default). Numbers (integer, real, or text
- *         that is only a decimal number) are Unix epoch seconds; a number
- *         whose magnitude is ≥ 1e11 is taken as milliseconds (1e11 seconds
- *         is the year 5138; 1e11 ms is 1973). Years 0001..9999 only.
+ *         (any case). Surrounding blanks are ignored in BOOL, TS and INT
+ *         text (not in UUID or TEXT).
+ *   TS:   text "YYYY-MM-DD HH:MM:SS" or with 'T' (seconds may be left
+ *         out: "HH:MM"), optional fraction (any number of digits, truncated
+ *         to milliseconds, toward the past), optional "Z" or "±HH:MM" /
+ *         "±HHMM" / "±HH" (and "±HH:MM:SS", as PostgreSQL prints historic
+ *         offsets); a bare date "YYYY-MM-DD" is midnight. Text without an
+ *         offset is naive: it is local time in the source zone (dbconv_tz;
+ *         UTC by default), read as PostgreSQL reads it: a local time that
+ *         occurs twice (clocks set back) is the later instant, one that
+ *         does not exist (clocks set forward) uses the offset from before
+ *         the change. Numbers (integer, real, or text that is only a
+ *         decimal number "[+-]digits[.digits]") are Unix epoch seconds; a
+ *         number whose magnitude is ≥ 1e11 is taken as milliseconds (1e11
+ *         seconds is the year 5138; 1e11 ms is 1973). Years 0001..9999
+ *         only (of the UTC value).
  *   UUID: text of 32 hex digits or the 36-character canonical form (any
  *         case), or a 16-byte blob; out lower-case canonical.
  *   TEXT: text or blob that is valid UTF-8 without NUL bytes, within the
  *         column's character limits; an integer or real becomes its decimal
- *         text (SQLite's NUMERIC affinity may have turned "123" into 123).
+ *         text as SQLite writes it ("123", "1.5", "100.0": NUMERIC affinity
+ *         may have turned "123" into 123), held in out->uuid (s points
+ *         there).
  *   INT:  integer, or text/real holding an integer, within [min, max].
  *   NULL: stays NULL in a nullable column; is an error otherwise.
  *
@@ -26,8 +35,10 @@
  * timestamp", "title longer than 255 characters", ...) — the caller adds
  * table, primary key, column and the value (dbconv_raw_text).
  *
- * Pure except dbconv_tz (process-wide TZ while converting a naive time:
- * one thread). TEXT out-values borrow the raw bytes.
+ * Pure; any thread. A dbconv_tz is read-only once open (the zone's TZif
+ * file under /usr/share/zoneinfo is parsed by dbconv_tz_open, the process
+ * TZ is never touched), so threads may share one. TEXT out-values borrow
+ * the raw bytes.
  */
 #ifndef TODO_DBTOOL_DBCONV_H
 #define TODO_DBTOOL_DBCONV_H

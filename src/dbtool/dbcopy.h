@@ -12,7 +12,9 @@
  * target writer (dbtool/dbdst.h), stream each table from source to target,
  * commit. dry_run reads and converts everything, checks the target (exists
  * and reachable, empty unless truncate, pending migrations reported), and
- * writes nothing at all (no migration either).
+ * writes nothing at all (no migration either). A source and target that
+ * are obviously the same database (the same SQLite file, the same
+ * PostgreSQL connection string) are refused.
  *
  * Rejections: without skip_errors the first value that cannot be
  * converted stops the copy (-1, err names table, primary key, column,
@@ -52,6 +54,8 @@ struct dbcopy_opts {
 
 struct dbcopy_table_result {
     const char *table; /* static */
+    /* read = written + rejected; in a dry run `written` counts the rows
+     * that would be written. */
     int64_t read, written, rejected;
     double seconds;
 };

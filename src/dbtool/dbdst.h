@@ -4,7 +4,9 @@
  * transaction, so that an interrupted copy (kill -9, a lost connection)
  * leaves the target as it was.
  *
- * PostgreSQL: BEGIN; SET LOCAL maintenance_work_mem (256 MB); the tables
+ * PostgreSQL: BEGIN; LOCK TABLE users, todos (waiting at most 60 s for a
+ *   running server's transactions); SET LOCAL maintenance_work_mem (256 MB)
+ *   and work_mem (64 MB: the foreign-key check's join); the tables
  *   must be empty (else the error names the table, its row count and
  *   --truncate) unless `truncate` (TRUNCATE users, todos inside the same
  *   transaction). Before loading, the tables' secondary indexes, unique
@@ -13,16 +15,18 @@
  *   transaction — and rebuilt with the same names and definitions after
  *   the last row (dbdst_commit), so the schema is exactly what the
  *   migrations made. Rows go through COPY ... FROM STDIN (FORMAT binary)
- *   with PQputCopyData, in chunks of about 1 MiB.
- * SQLite: BEGIN IMMEDIATE; foreign keys checked with PRAGMA
- *   foreign_key_check before COMMIT; one prepared INSERT per table; the
+ *   with PQputCopyData, in chunks of about 1 MiB; each column must have
+ *   the type that encoding writes (checked at dbdst_table_begin). A row the
+ *   server refuses (NOT NULL, CHECK) stops the COPY at the next chunk.
+ * SQLite: BEGIN IMMEDIATE (busy timeout 60 s); foreign keys checked with
+ *   PRAGMA foreign_key_check before COMMIT; one prepared INSERT per table; the
  *   same emptiness rule (DELETE FROM for truncate). Secondary indexes are
  *   dropped and re-created from sqlite_master's SQL inside the
  *   transaction, like PostgreSQL.
  *
  * A constraint the rows violate (duplicate key, missing parent) fails
- * dbdst_table_end or dbdst_commit with the database's message, and nothing
- * is written. dbdst_close without a successful commit rolls back.
+ * dbdst_put, dbdst_table_end or dbdst_commit with the database's message,
+ * and nothing is written. dbdst_close without a successful commit rolls back.
  *
  * The caller brings the schema to the head version first (todo migrate's
  * code); dbdst_open refuses a target whose schema version is not the
@@ -66,7 +70,7 @@ int dbdst_table_end(struct dbdst *d, int64_t *rows_written, char *err, size_t er
 int dbdst_commit(struct dbdst *d, char *err, size_t errlen);
 
 /* Rows in table t of the target (outside any copy; for messages and
- * --dry-run). */
+ * --dry-run). A table, or a SQLite file, that does not exist yet has 0. */
 int dbdst_count_url(const char *url, const struct dbtable *t, int64_t *n, char *err,
                     size_t errlen);
 

@@ -23,12 +23,18 @@
  * Canonical text (dbrow_value_text): UUID as is; TEXT as is; BOOL "t"/"f";
  * TS as model/timefmt ("2026-11-21T07:13:46.123Z"); INT in decimal.
  *
- * Digest encoding (dbrow_digest_update): per column in order, NULL as the
- * single byte "N", anything else as "<byte length of its canonical
- * text>:<canonical text>"; rows concatenated in primary-key order, no
- * separator (the encoding is self-delimiting). MD5 over that stream is a
- * range's digest. dbrow_pg_digest_sql() is the same encoding computed by
- * PostgreSQL, so a range of a PostgreSQL table is digested where it lives.
+ * Digest encoding (dbrow_digest_update): per column in order, binary —
+ * the bytes PostgreSQL's send functions produce, so that PostgreSQL can
+ * compute it cheaply (dbrow_pg_digest_sql):
+ *   a nullable column first gets one byte, 0x00 for NULL (nothing follows)
+ *   or 0x01; then UUID: its 16 bytes; TEXT: byte length (4 bytes,
+ *   big-endian) and the UTF-8 bytes; BOOL: one byte 0/1; TS: microseconds
+ *   since 2000-01-01T00:00:00Z (8 bytes, big-endian, two's complement; a
+ *   whole number of milliseconds); INT: 8 bytes, big-endian.
+ * Rows are concatenated in primary-key order, no separator (the encoding
+ * is self-delimiting). MD5 over that stream is a range's digest.
+ * dbrow_pg_digest_sql() is the same encoding computed by PostgreSQL, so a
+ * range of a PostgreSQL table is digested where it lives.
  *
  * Pure; any thread.
  */
@@ -99,9 +105,10 @@ bool dbrow_value_equal(const struct dbval *a, const struct dbval *b, enum dbcol_
 void dbrow_digest_update(EVP_MD_CTX *md, const struct dbrow *r);
 
 /* A SQL expression (static text) evaluating, for one row of t in
- * PostgreSQL, to the row's digest encoding as text; used as
- * md5(string_agg(<expr>, '' ORDER BY id)). Values are formatted in UTC
- * whatever the session's TimeZone. */
+ * PostgreSQL, to the row's digest encoding as bytea; used as
+ * md5(coalesce(string_agg(<expr>, ''::bytea ORDER BY id), '')). Timestamps
+ * are truncated to milliseconds in UTC whatever the session's TimeZone;
+ * the server encoding must be UTF8 (the text bytes are sent as stored). */
 const char *dbrow_pg_digest_sql(const struct dbtable *t);
 
 #endif

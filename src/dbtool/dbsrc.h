@@ -23,7 +23,8 @@
  * Snapshot: dbsrc_open starts one read-only transaction (SQLite: BEGIN +
  * a first read, so a WAL snapshot is held; PostgreSQL: REPEATABLE READ READ
  * ONLY), and every read sees that one snapshot until dbsrc_close — a
- * server may keep writing meanwhile.
+ * server may keep writing meanwhile (SQLite: in WAL mode, which the server
+ * sets; a rollback-journal file is locked against writers meanwhile).
  *
  * Order and ranges: rows come ascending by canonical primary key (uuid
  * text order = PostgreSQL's uuid order). A range is (lo, hi]: lo NULL
@@ -34,7 +35,20 @@
  * (copy does not need the order and scans with DBSRC_SCAN_ANY_ORDER).
  *
  * Memory is bounded by batch_rows whatever the table size (PostgreSQL: a
- * cursor fetched batch_rows at a time; SQLite: a statement stepped).
+ * cursor fetched batch_rows at a time in binary format, the next batch
+ * asked for while the current one is converted; SQLite: a statement
+ * stepped). Because of that, a row or reject callback must not call into
+ * the same dbsrc (another dbsrc is fine). A scan stopped by a callback
+ * closes its cursor; the dbsrc stays usable.
+ *
+ * Todos without their user: the first scan of todos finds, once per
+ * dbsrc, the user ids that todos name and no user has — compared in
+ * canonical form, so a user_id stored as 32 upper-case hex digits names
+ * the user stored as canonical text (PostgreSQL: none when a validated
+ * foreign key exists, else one anti-join; SQLite: one pass over the
+ * user_id index, and a pass over users only when some id did not match
+ * as stored). Each row's user_id is then looked up in that set (memory:
+ * one entry per such id).
  *
  * Conversion failures (dbtool/dbconv.h): the row goes to the reject
  * callback with table, primary key (the stored text), column, the value
@@ -109,9 +123,12 @@ int dbsrc_scan(struct dbsrc *s, const struct dbtable *t, const char *lo, const c
                char *err, size_t errlen);
 
 /* Digest (dbrow.h encoding, MD5) and row count of the range (lo, hi] of t:
- * computed by PostgreSQL itself for a PostgreSQL source, by scanning and
- * converting for SQLite (a row that cannot be converted is an error here:
- * verify reports it). */
+ * computed by PostgreSQL itself for a PostgreSQL source (one query; the
+ * server holds the range's encoding, ~200 bytes a todo, in memory, and
+ * refuses more than 1 GB: keep ranges below a few million rows; the
+ * server encoding must be UTF8 or SQL_ASCII), by scanning and converting
+ * for SQLite (a row that cannot be converted is an error here: verify
+ * reports it). */
 int dbsrc_digest(struct dbsrc *s, const struct dbtable *t, const char *lo, const char *hi,
                  unsigned char md5[16], int64_t *rows, char *err, size_t errlen);
 

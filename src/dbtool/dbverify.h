@@ -8,26 +8,31 @@
  * Method, per table (dbtool/dbsrc.h on both sides, each in one snapshot):
  *   1. row counts;
  *   2. the key space is cut into ranges of about `chunk_rows` source keys
- *      (boundaries from a keys-only scan of the source; the first range
- *      starts at the beginning, the last runs to the end, so rows the
- *      target has beyond the source's keys are seen);
+ *      (boundaries from a keys-only scan of the source — a SQLite source is
+ *      read in full rows instead and its range digest taken in the same
+ *      pass; the first range starts at the beginning, the last runs to the
+ *      end, so rows the target has beyond the source's keys are seen);
  *   3. each range's digest (MD5 of the canonical encoding, dbrow.h) and
  *      count are compared — computed by PostgreSQL itself on a PostgreSQL
- *      side, so little crosses the network;
+ *      side, so little crosses the network; the target's digest of a range
+ *      is computed on a second thread while the source's is;
  *   4. a range that differs is bisected (split at its middle source key)
- *      until it holds at most `leaf_rows` rows on either side; then both
- *      sides' rows of it are read and merged by key, and every missing
- *      (in source, not target), extra (in target, not source) and
- *      different row (with the names of the differing columns) is
- *      reported.
+ *      until one side holds at most `leaf_rows` rows of it; then that
+ *      side's rows are read into memory, the other side's are streamed
+ *      past them and merged by key, and every missing (in source, not
+ *      target), extra (in target, not source) and different row (with the
+ *      names of the differing columns, in column order) is reported, in
+ *      key order.
  * Cost grows linearly with the rows (plus the differing ranges' bisection);
- * memory is bounded by chunk_rows keys.
+ * memory is bounded by two ranges' keys (2 × chunk_rows) and leaf_rows
+ * rows.
  *
  * Reports: the first `max_report` differences of each table are kept in
  * full; beyond that only counted. A source row that cannot be converted is
  * an error (exit 2 at the CLI), naming it as copy would.
  *
- * One thread; blocking.
+ * Blocking; call from one thread (dbverify_run starts and joins a helper
+ * thread of its own for the target's digests).
  */
 #ifndef TODO_DBTOOL_DBVERIFY_H
 #define TODO_DBTOOL_DBVERIFY_H

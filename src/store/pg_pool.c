@@ -34,7 +34,7 @@ struct slot {
     uint64_t retry_at;  /* c == NULL: when to try again */
     uint64_t started_at; /* c != NULL: when the attempt began */
     uint64_t born_at;   /* c ready: when (for recycling) */
-    uint64_t idle_since; /* writers: when last given back (for pre-ping) */
+    uint64_t idle_since; /* writers: when last given back (pre-ping, overflow idling) */
     struct pg_query ping_q, ping_sync;
 };
 
@@ -46,7 +46,7 @@ struct pg_pool {
     h2o_timeout_t tick;  /* reconnects and wait deadlines */
     h2o_timeout_entry_t tick_entry;
     h2o_timeout_entry_t check_entry; /* answers waiters after a failure, from the loop */
-    h2o_timeout_t maintenance; /* recycling */
+    h2o_timeout_t maintenance; /* recycling, idle overflow writers */
     h2o_timeout_entry_t maintenance_entry;
     struct slot *slots;  /* readers, then writers, then overflow writers */
     unsigned nslots;
@@ -221,7 +221,7 @@ static void drop_conn(struct slot *s)
     s->pinging = false;
 }
 
-/* An overflow writer is kept only while writes wait for one. */
+/* An overflow slot is (re)connected only while writes wait for a writer. */
 static bool overflow_wanted(const struct pg_pool *p)
 {
     return p->nwaiters[PG_POOL_WRITER] > 0;
@@ -399,16 +399,17 @@ static void on_tick(h2o_timeout_entry_t *entry)
     arm_tick(p);
 }
 
-/* ---- maintenance: recycling ------------------------------------------- */
+/* ---- maintenance: recycling, idle overflow writers ------------------- */
 
 /* Every MAINTENANCE_MS: replace one idle connection of each kind that is
  * older than recycle_ms (one at a time, so the others keep serving). A
  * reader is idle when nothing is pipelined on it; a writer when not held. */
-static void on_maintenance(h2o_timeout_entry_t *entry)
+static void recycle_one(struct pg_pool *p)
 {
-    struct pg_pool *p = H2O_STRUCT_FROM_MEMBER(struct pg_pool, maintenance_entry, entry);
     bool done[2] = {false, false};
 
+    if (p->o.recycle_ms == 0)
+        return;
     for (unsigned i = 0; i < p->nslots && !p->down; i++) {
         struct slot *s = &p->slots[i];
         if (done[s->kind] || s->held || s->pinging || !is_ready(s) || !too_old(p, s) ||
@@ -417,6 +418,32 @@ static void on_maintenance(h2o_timeout_entry_t *entry)
         replace_conn(s);
         done[s->kind] = true;
     }
+}
+
+/* Close the overflow writers that nobody held for overflow_idle_ms, unless
+ * writes wait. */
+static void close_idle_overflow(struct pg_pool *p)
+{
+    uint64_t now = h2o_now(p->loop);
+
+    for (unsigned i = p->o.nreaders + p->o.nwriters; i < p->nslots; i++) {
+        struct slot *s = &p->slots[i];
+        if (overflow_wanted(p))
+            return;
+        if (s->held || s->pinging || !is_ready(s) || pg_conn_pending(s->c) > 0 ||
+            now - s->idle_since < p->o.overflow_idle_ms)
+            continue;
+        drop_conn(s);
+        s->dormant = true;
+    }
+}
+
+static void on_maintenance(h2o_timeout_entry_t *entry)
+{
+    struct pg_pool *p = H2O_STRUCT_FROM_MEMBER(struct pg_pool, maintenance_entry, entry);
+
+    recycle_one(p);
+    close_idle_overflow(p);
     h2o_timeout_link(p->loop, &p->maintenance, &p->maintenance_entry);
 }
 
@@ -438,6 +465,8 @@ struct pg_pool *pg_pool_new(h2o_loop_t *loop, const struct pg_pool_options *opts
         p->o.nwriters = 1;
     if (p->o.timeout_ms == 0)
         p->o.timeout_ms = PG_POOL_DEFAULT_TIMEOUT_MS;
+    if (p->o.overflow_idle_ms == 0)
+        p->o.overflow_idle_ms = PG_POOL_OVERFLOW_IDLE_MS;
     clock_gettime(CLOCK_REALTIME, &ts);
     p->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)p ^ 0x9e3779b97f4a7c15ull;
     h2o_timeout_init(loop, &p->zero, 0);
@@ -460,7 +489,7 @@ struct pg_pool *pg_pool_new(h2o_loop_t *loop, const struct pg_pool_options *opts
         if (!sl->dormant)
             connect_slot(sl);
     }
-    if (p->o.recycle_ms > 0)
+    if (p->o.recycle_ms > 0 || p->o.noverflow > 0)
         h2o_timeout_link(loop, &p->maintenance, &p->maintenance_entry);
     return p;
 }
@@ -590,8 +619,7 @@ void pg_pool_release_writer(struct pg_pool *p, struct pg_conn *c)
         return;
     s->held = false;
     s->idle_since = h2o_now(p->loop);
-    if (pg_conn_state(c) == PG_CONN_BROKEN || !pg_conn_is_idle(c) ||
-        (s->overflow && !overflow_wanted(p)) || too_old(p, s)) {
+    if (pg_conn_state(c) == PG_CONN_BROKEN || !pg_conn_is_idle(c) || too_old(p, s)) {
         replace_conn(s);
         return;
     }

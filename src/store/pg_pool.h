@@ -17,9 +17,14 @@
  *     it back (pg_pool_release_writer). A writer given back with anything
  *     pending or a transaction open is discarded and replaced.
  *
- * Overflow writers (`noverflow`): extra writer slots, connected only while
- * writes wait for a writer, and closed when given back with no write
- * waiting (or, failing to connect, when nobody waits any more).
+ * Overflow writers (`noverflow`): extra writer slots, connected when writes
+ * wait for a writer, and kept while in use: one that stayed idle (not held)
+ * for `overflow_idle_ms` with no write waiting is closed (checked every
+ * second), as is one that fails to connect when nobody waits any more.
+ * Writers are handed out in slot order, so the fixed ones are used first
+ * and the overflow ones fall idle when the load falls. (Closing them at
+ * once when given back made a busy pool open and close tens of backends a
+ * second, nearly doubling PostgreSQL's CPU per insert: docs/PERFORMANCE.md.)
  *
  * Recycling (`recycle_ms` > 0): every second, one idle connection of each
  * kind older than recycle_ms is replaced; a writer given back past that
@@ -68,6 +73,7 @@ enum pg_pool_kind { PG_POOL_READER, PG_POOL_WRITER };
 
 #define PG_POOL_DEFAULT_TIMEOUT_MS 30000
 #define PG_POOL_PRE_PING_IDLE_MS 1000
+#define PG_POOL_OVERFLOW_IDLE_MS 10000
 /* The pre-ping's statement slot (pg_stmt.id): the store's ids stay below. */
 #define PG_POOL_STMT_ID (PG_CONN_MAX_STMTS - 1)
 
@@ -82,6 +88,7 @@ struct pg_pool_options {
     bool pre_ping;        /* ping writers idle for a second or more before use */
     bool serial_syncs;    /* readers: one Sync in flight at a time (see above) */
     size_t max_waiters;   /* per kind; beyond it pg_pool_wait refuses (0: no cap) */
+    uint64_t overflow_idle_ms; /* close an overflow writer idle this long (0: the default) */
 };
 
 struct pg_pool;

@@ -15,15 +15,22 @@
  * is refused with STORE_UNAVAILABLE. The ping reads the schema version on a
  * reader: ready means reachable and migrated.
  *
- * Reads: one statement each (a list may add a count). A read whose
+ * Reads: one statement each (a list may add a count); a todo is read by id
+ * alone and its owner compared on the row, so that the plan is the primary
+ * key's whatever the table's statistics. A read whose
  * connection broke, whose batch was aborted by another query's error, or
  * which hit a retryable server error is retried (twice at most), alone in
  * its own Sync.
  *
- * Writes run on a writer held for the whole operation, never sharing a Sync
- * with another request; an outcome is acted on only once the step's Sync
- * answered (for an autocommit statement: once it committed). Creating a user
- * or a todo and changing a password are one statement each. PUT, PATCH and
+ * Todo creates are committed in groups: the creates queued on a worker
+ * during a loop iteration go out together, each group one implicit
+ * transaction (its INSERTs pipelined under one Sync) on one writer, so
+ * that concurrent creates share a commit and its WAL flush; an error in a
+ * group rolls it back and its creates then run one by one as below (see
+ * "create batches"). Every other write runs on a writer held for the whole
+ * operation, never sharing a Sync with another request. An outcome is acted
+ * on only once the Sync that commits it answered. Creating a user and
+ * changing a password are one statement each (as is a create run alone). PUT, PATCH and
  * DELETE are one transaction over two round trips: BEGIN + SET LOCAL
  * statement_timeout (set_config(..., true), the pool timeout: a write
  * waiting on a lock answers STORE_UNAVAILABLE rather than hang) + SELECT
@@ -105,8 +112,11 @@ static const struct pg_stmt fixed_stmts[] = {
      true},
     {S_USER_BY_ID, "todo_user_by_id", "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1,
      true},
-    {S_TODO_GET, "todo_get",
-     "SELECT " TODO_COLS " FROM todos WHERE id = $1::uuid AND user_id = $2::uuid", 2, true},
+    /* By id alone, the owner checked on the row (read_parse): a plan on the
+     * primary key whatever the statistics (with "AND user_id = $2" an
+     * unanalysed table is read through todos_user_completed, every todo of
+     * the user per GET: docs/PERFORMANCE.md). */
+    {S_TODO_GET, "todo_get", "SELECT " TODO_COLS " FROM todos WHERE id = $1::uuid", 1, true},
     {S_USER_INSERT, "todo_user_insert",
      "INSERT INTO users (" USER_COLS ") VALUES ($1::uuid, $2, $3, $4, true, $5::timestamptz,"
      " $5::timestamptz)",
@@ -175,6 +185,28 @@ struct pg_worker {
     struct pg_pool *pool;
     h2o_timeout_t zero;   /* results known without asking the database */
     h2o_linklist_t ops;   /* every operation not yet freed, for detach */
+    /* Group commit of creates (see "create batches" below). */
+    h2o_linklist_t create_q;    /* creates waiting for a batch, oldest first */
+    size_t ncreate_q;
+    h2o_timeout_entry_t batch_defer; /* forms batches at the end of the loop iteration */
+    struct pg_pool_waiter batch_waiter; /* waiting for a writer for the next batch */
+    h2o_linklist_t batches;     /* batches in flight */
+    unsigned nbatches;
+    unsigned max_batches;       /* in flight at once */
+};
+
+/* One transaction of creates on one writer: every INSERT pipelined under one
+ * Sync (the Sync's implicit transaction commits them together). */
+struct create_batch {
+    struct pg_worker *w;
+    h2o_linklist_t link;  /* in w->batches */
+    h2o_linklist_t ops;   /* its operations (store_op.qlink) */
+    struct pg_conn *conn; /* the writer, held */
+    struct pg_query sync;
+    int inflight;         /* queries and sync queued and not yet answered */
+    bool sync_sent;       /* else nothing can have committed */
+    bool lost;            /* the connection broke under it */
+    bool failed;          /* an error: the transaction rolled back */
 };
 
 enum op_kind {
@@ -207,6 +239,8 @@ struct store_op {
     store_done_fn *done; /* NULL once cancelled */
     void *ctx;
     h2o_linklist_t link; /* in w->ops */
+    h2o_linklist_t qlink; /* creates: in w->create_q, then in its batch's ops */
+    struct create_batch *batch; /* creates: the batch it is in flight in */
     enum op_kind kind;
     struct pg_pool_waiter waiter;
     h2o_timeout_entry_t defer;
@@ -268,6 +302,11 @@ static struct store_op *op_new(struct store_worker *sw, enum op_kind kind, store
 static void op_free(struct store_op *op)
 {
     h2o_linklist_unlink(&op->link);
+    if (h2o_linklist_is_linked(&op->qlink)) {
+        h2o_linklist_unlink(&op->qlink);
+        if (op->batch == NULL)
+            op->w->ncreate_q--;
+    }
     op->w->super._outstanding--;
     free(op->patch.title);
     free(op->patch.description);
@@ -342,7 +381,9 @@ static int finish_later(struct store_op *op, int status, struct store_op **out)
 
 static void pg_op_cancel(struct store_op *op)
 {
-    if (h2o_timeout_is_linked(&op->defer)) {
+    if (op->batch == NULL && h2o_linklist_is_linked(&op->qlink)) {
+        op_free(op); /* a create not yet in a batch */
+    } else if (h2o_timeout_is_linked(&op->defer)) {
         h2o_timeout_unlink(&op->defer);
         op_free(op);
     } else if (h2o_linklist_is_linked(&op->waiter._link)) {
@@ -596,7 +637,6 @@ static const struct pg_stmt *read_stmt(struct store_op *op, const char *values[5
         return &fixed_stmts[S_USER_BY_ID];
     case OP_TODO_GET:
         values[0] = op->id;
-        values[1] = op->user_id;
         return &fixed_stmts[S_TODO_GET];
     case OP_TODO_LIST:
         values[n++] = op->user_id;
@@ -766,6 +806,8 @@ static int read_parse(struct store_op *op, const PGresult *r)
         return rc;
     case OP_TODO_GET:
         rc = read_todo(op, r, 0, &op->todo);
+        if (rc == STORE_OK && strcmp(op->todo.user_id, op->user_id) != 0)
+            return STORE_NOT_FOUND; /* another user's is exactly like a missing one */
         op->has_todo = rc == STORE_OK;
         return rc;
     default:
@@ -1411,10 +1453,15 @@ static int todo_write_submit(struct store_worker *w, enum op_kind kind,
     return op == NULL ? status : write_submit(op, out);
 }
 
+static int create_submit(struct store_op *op, struct store_op **out);
+
 static int pg_todo_create(struct store_worker *w, const struct todo_write *req,
                           store_done_fn *done, void *ctx, struct store_op **out)
 {
-    return todo_write_submit(w, OP_TODO_CREATE, req, true, true, done, ctx, out);
+    int status;
+    struct store_op *op = todo_write_op(w, OP_TODO_CREATE, req, true, true, done, ctx, &status);
+
+    return op == NULL ? status : create_submit(op, out);
 }
 
 static int pg_todo_put(struct store_worker *w, const struct todo_write *req, store_done_fn *done,
@@ -1433,6 +1480,233 @@ static int pg_todo_delete(struct store_worker *w, const struct todo_write *req,
                           store_done_fn *done, void *ctx, struct store_op **out)
 {
     return todo_write_submit(w, OP_TODO_DELETE, req, false, false, done, ctx, out);
+}
+
+/* ---- create batches (group commit) -------------------------------------- */
+
+/*
+ * Creates do not take a writer each: they queue on the worker (create_q),
+ * and at the end of the loop iteration (batch_defer) the queue is sent as
+ * batches of at most BATCH_MAX, at most w->max_batches in flight, each on
+ * one held writer: every INSERT ... ON CONFLICT (id) DO NOTHING RETURNING
+ * pipelined under one Sync, which commits them together (the Sync's
+ * implicit transaction; no BEGIN, no session state, so PgBouncer in
+ * transaction mode is fine). Concurrent creates then share one commit and
+ * one WAL flush, as the SQLite writer's groups do.
+ *
+ *   - Every INSERT answered and the Sync answered PGRES_PIPELINE_SYNC: the
+ *     transaction committed. An INSERT that returned its row is STORE_OK; one
+ *     that returned none met an existing id (committed, or earlier in this
+ *     batch) and is STORE_CONFLICT. Only then does any done run.
+ *   - Any error (an INSERT's, or the commit's): the server rolled the whole
+ *     batch back and nothing was written. Every operation of the batch then
+ *     runs again alone, through the ordinary write path (its own
+ *     transaction and retries, WRITE_ATTEMPTS in all), so a failing create
+ *     never fails or changes the others.
+ *   - The connection broke after the Sync was sent: the batch may or may not
+ *     have committed, so each of its creates is STORE_UNAVAILABLE (as a lone
+ *     write would be); before the Sync was sent nothing can have committed,
+ *     and each runs again alone.
+ */
+
+#define BATCH_MAX 256
+/* Batches in flight per worker: more lets a create go out at once instead
+ * of waiting for a batch to come back, fewer makes bigger batches (less
+ * CPU per create); each holds a writer, the rest stay for other writes. */
+#define BATCHES_PER_WORKER 4
+
+static void batch_pump(struct pg_worker *w);
+
+static void batch_free(struct create_batch *b)
+{
+    h2o_linklist_unlink(&b->link);
+    b->w->nbatches--;
+    free(b);
+}
+
+/* Take op out of its batch and run it alone (or give up). From the loop. */
+static void create_alone(struct store_op *op)
+{
+    h2o_linklist_unlink(&op->qlink);
+    op->batch = NULL;
+    op->conn = NULL;
+    if (op->done == NULL) {
+        op_free(op);
+        return;
+    }
+    write_again(op);
+}
+
+static void batch_done(struct create_batch *b)
+{
+    struct pg_worker *w = b->w;
+
+    pg_pool_release_writer(w->pool, b->conn);
+    while (!h2o_linklist_is_empty(&b->ops)) {
+        struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, qlink, b->ops.next);
+        if (b->failed || (b->lost && !b->sync_sent)) {
+            create_alone(op);
+            continue;
+        }
+        h2o_linklist_unlink(&op->qlink);
+        op->batch = NULL;
+        op->conn = NULL;
+        if (b->lost) {
+            set_message(op, "connection to the database lost during a write; it may not have"
+                            " committed");
+            op->status = STORE_UNAVAILABLE;
+        }
+        if (op->done == NULL)
+            op_free(op);
+        else
+            finish(op, op->status);
+    }
+    batch_free(b);
+    batch_pump(w);
+}
+
+static void batch_item_done(struct create_batch *b)
+{
+    if (--b->inflight == 0)
+        batch_done(b);
+}
+
+static void on_batch_insert(struct pg_query *q, const PGresult *res)
+{
+    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q, q);
+    struct create_batch *b = op->batch;
+
+    if (res == NULL) {
+        b->lost = true;
+    } else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        op->status = STORE_OK;
+        op->created = op->has_todo = true;
+    } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        set_message(op, "a todo with this id already exists");
+        op->status = STORE_CONFLICT;
+    } else {
+        if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
+            set_message(op, PQresultErrorMessage(res));
+        b->failed = true;
+    }
+    batch_item_done(b);
+}
+
+static void on_batch_sync(struct pg_query *q, const PGresult *res)
+{
+    struct create_batch *b = H2O_STRUCT_FROM_MEMBER(struct create_batch, sync, q);
+
+    if (res == NULL)
+        b->lost = true;
+    else if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+        b->failed = true; /* the commit failed */
+    batch_item_done(b);
+}
+
+/* Move up to BATCH_MAX queued creates into a new batch on the held writer
+ * `c` and send it. From the loop. */
+static void batch_send(struct pg_worker *w, struct pg_conn *c)
+{
+    struct create_batch *b = xcalloc(1, sizeof(*b));
+    bool ok = true;
+
+    b->w = w;
+    b->conn = c;
+    h2o_linklist_init_anchor(&b->ops);
+    h2o_linklist_insert(&w->batches, &b->link);
+    w->nbatches++;
+    for (int n = 0; n < BATCH_MAX && !h2o_linklist_is_empty(&w->create_q); n++) {
+        struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, qlink, w->create_q.next);
+        struct todo_params tp;
+        h2o_linklist_unlink(&op->qlink);
+        w->ncreate_q--;
+        h2o_linklist_insert(&b->ops, &op->qlink);
+        op->batch = b;
+        op->conn = c;
+        if (!ok)
+            continue; /* runs alone when the batch is over */
+        todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
+        op->q.cb = on_batch_insert;
+        ok = pg_conn_send(c, &fixed_stmts[S_TODO_INSERT_IF_ABSENT],
+                          todo_values(&tp, &op->todo), &op->q) == 0;
+        b->inflight += ok;
+    }
+    b->sync.cb = on_batch_sync;
+    b->sync_sent = ok && pg_conn_sync(c, &b->sync) == 0;
+    b->inflight += b->sync_sent;
+    if (!b->sync_sent)
+        b->lost = true;
+    if (b->inflight == 0)
+        batch_done(b); /* nothing queued: nothing sent */
+}
+
+static void fail_queued_creates(struct pg_worker *w)
+{
+    while (!h2o_linklist_is_empty(&w->create_q)) {
+        struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, qlink, w->create_q.next);
+        h2o_linklist_unlink(&op->qlink);
+        w->ncreate_q--;
+        set_message(op, pg_pool_error(w->pool));
+        finish(op, STORE_UNAVAILABLE);
+    }
+}
+
+static void on_batch_writer(struct pg_pool_waiter *wt, struct pg_conn *c)
+{
+    struct pg_worker *w = H2O_STRUCT_FROM_MEMBER(struct pg_worker, batch_waiter, wt);
+
+    if (c == NULL) {
+        fail_queued_creates(w);
+        return;
+    }
+    if (h2o_linklist_is_empty(&w->create_q)) {
+        pg_pool_release_writer(w->pool, c);
+        return;
+    }
+    batch_send(w, c);
+    batch_pump(w);
+}
+
+/* Send what is queued, as far as writers and the in-flight limit allow, or
+ * wait for a writer. From the loop only (it may call done). */
+static void batch_pump(struct pg_worker *w)
+{
+    while (!h2o_linklist_is_empty(&w->create_q) && w->nbatches < w->max_batches &&
+           !h2o_linklist_is_linked(&w->batch_waiter._link)) {
+        struct pg_conn *c = pg_pool_take_writer(w->pool);
+        if (c != NULL) {
+            batch_send(w, c);
+            continue;
+        }
+        w->batch_waiter.cb = on_batch_writer;
+        if (pg_pool_wait(w->pool, PG_POOL_WRITER, &w->batch_waiter) != 0)
+            fail_queued_creates(w);
+        return;
+    }
+}
+
+static void on_batch_defer(h2o_timeout_entry_t *entry)
+{
+    batch_pump(H2O_STRUCT_FROM_MEMBER(struct pg_worker, batch_defer, entry));
+}
+
+/* Queue a create for the next batch. 0, or STORE_UNAVAILABLE (op freed). */
+static int create_submit(struct store_op *op, struct store_op **out)
+{
+    struct pg_worker *w = op->w;
+
+    op->attempts = 1;
+    if (migrations_pending(op) || w->ncreate_q >= POOL_MAX_WAITERS) {
+        op_free(op);
+        return STORE_UNAVAILABLE;
+    }
+    h2o_linklist_insert(&w->create_q, &op->qlink);
+    w->ncreate_q++;
+    if (!h2o_timeout_is_linked(&w->batch_defer))
+        h2o_timeout_link(w->super._loop, &w->zero, &w->batch_defer);
+    if (out != NULL)
+        *out = op;
+    return 0;
 }
 
 /* ---- store and workers ------------------------------------------------- */
@@ -1621,7 +1895,11 @@ static struct store_worker *pg_worker_attach(struct store *s, h2o_loop_t *loop)
     w->super._loop = loop;
     w->st = st;
     h2o_linklist_init_anchor(&w->ops);
+    h2o_linklist_init_anchor(&w->create_q);
+    h2o_linklist_init_anchor(&w->batches);
     h2o_timeout_init(loop, &w->zero, 0);
+    w->batch_defer.cb = on_batch_defer;
+    w->max_batches = BATCHES_PER_WORKER;
     w->pool = pg_pool_new(loop, &o);
     return &w->super;
 }
@@ -1639,9 +1917,13 @@ static void pg_worker_detach(struct store_worker *sw)
         h2o_timeout_unlink(&op->defer);
         pg_pool_cancel_wait(w->pool, &op->waiter);
     }
+    h2o_timeout_unlink(&w->batch_defer);
+    pg_pool_cancel_wait(w->pool, &w->batch_waiter);
     pg_pool_free(w->pool);
     while (!h2o_linklist_is_empty(&w->ops))
         op_free(H2O_STRUCT_FROM_MEMBER(struct store_op, link, w->ops.next));
+    while (!h2o_linklist_is_empty(&w->batches)) /* empty now */
+        batch_free(H2O_STRUCT_FROM_MEMBER(struct create_batch, link, w->batches.next));
     h2o_timeout_dispose(w->super._loop, &w->zero);
     free(w);
 }

@@ -280,7 +280,8 @@ static bool backend_alive(int pid)
 Test(pg_pool, overflow_writers_open_under_load_and_close_when_idle)
 {
     struct pg_pool_options o = {.conninfo = pg_cluster_url(), .prepared = true, .nreaders = 1,
-                                .nwriters = 1, .noverflow = 1, .timeout_ms = 10000};
+                                .nwriters = 1, .noverflow = 1, .timeout_ms = 10000,
+                                .overflow_idle_ms = 1500};
     struct waiter a = {.wt.cb = on_wait}, b = {.wt.cb = on_wait};
     struct pg_conn *c;
 
@@ -302,10 +303,24 @@ Test(pg_pool, overflow_writers_open_under_load_and_close_when_idle)
     pg_pool_release_writer(pool, a.got);
     cr_assert_eq(b.calls, 1);
     cr_assert_eq(b.got, a.got);
-    /* Given back with nobody waiting: the overflow connection is closed. */
+    /* Given back with nobody waiting: the overflow connection stays for a
+     * while, and a write arriving meanwhile gets it without a new
+     * connection. */
     pg_pool_release_writer(pool, b.got);
-    cr_assert_eq(pg_pool_open_connections(pool), 2);
+    cr_assert_eq(pg_pool_open_connections(pool), 3, "kept while idle for less than the limit");
+    run_for(300);
+    struct pg_conn *again = pg_pool_take_writer(pool);
+    cr_assert_eq(again, b.got, "the idle overflow writer is reused");
+    cr_assert_eq(backend_pid(again), pid, "the same backend");
+    int64_t released = mono_ms();
+    pg_pool_release_writer(pool, again);
+    /* Idle for overflow_idle_ms: closed. */
     int64_t end = mono_ms() + DEADLINE_MS;
+    while (pg_pool_open_connections(pool) > 2) {
+        cr_assert_lt(mono_ms(), end, "the idle overflow writer was never closed");
+        run_for(50);
+    }
+    cr_assert_geq(mono_ms() - released, 1500 - 100, "closed before its idle time");
     while (backend_alive(pid)) {
         cr_assert_lt(mono_ms(), end, "the overflow backend stayed");
         run_for(50);

@@ -820,3 +820,166 @@ Test(store_pg, a_write_waiting_on_a_row_lock_ends_at_the_statement_timeout)
                  again.message);
     cr_assert(again.has_todo && !again.todo.completed && again.todo.version == 2);
 }
+
+/* ---- group commit of creates ---------------------------------------------- */
+
+static void wait_all(struct box *b, int n)
+{
+    int64_t end = mono_ms() + DEADLINE_MS;
+    int done;
+
+    do {
+        cr_assert_lt(mono_ms(), end, "creates never all answered");
+        h2o_evloop_run(loop, 10);
+        done = 0;
+        for (int i = 0; i < n; i++)
+            done += b[i].calls;
+    } while (done < n);
+}
+
+/* How many transactions wrote the user's todos (their distinct xmin). */
+static long writing_transactions(const char *user)
+{
+    PGconn *pg = side_to(pg_cluster_url());
+    char sql[192];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(DISTINCT xmin::text) FROM todos WHERE user_id = '%s'", user);
+    char *n = side_text(pg, sql);
+    long v = strtol(n, NULL, 10);
+    free(n);
+    PQfinish(pg);
+    return v;
+}
+
+Test(store_pg, creates_of_one_iteration_share_one_commit)
+{
+    char user[UUID_STR_LEN + 1];
+    enum { N = 100 };
+    static struct box b[N];
+    static char ids[N][UUID_STR_LEN + 1];
+
+    open_default();
+    make_user(user, T0);
+    memset(b, 0, sizeof(b));
+    for (int i = 0; i < N; i++) {
+        uuid_v7(timefmt_now_ms(), ids[i]);
+        cr_assert_eq(create_todo(user, ids[i], "grouped", T0 + i, &b[i]), 0);
+        cr_assert_eq(b[i].calls, 0, "done ran inside the submit call");
+    }
+    wait_all(b, N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(b[i].calls, 1);
+        cr_assert_eq(b[i].status, STORE_OK, "create %d: %s", i, b[i].message);
+        cr_assert(b[i].has_todo && b[i].todo.version == 1);
+        cr_assert_str_eq(b[i].todo.id, ids[i]);
+    }
+    long xacts = writing_transactions(user);
+    cr_assert_leq(xacts, 2, "%ld transactions for %d creates submitted together", xacts, N);
+    cr_assert_eq(store_worker_outstanding(W), 0);
+}
+
+Test(store_pg, a_failing_create_never_fails_the_others_of_its_batch)
+{
+    char user[UUID_STR_LEN + 1], nobody[UUID_STR_LEN + 1], taken[UUID_STR_LEN + 1];
+    char twice[UUID_STR_LEN + 1];
+    enum { N = 24 };
+    static struct box b[N];
+    static char ids[N][UUID_STR_LEN + 1];
+    struct box first = {0};
+
+    open_default();
+    make_user(user, T0);
+    uuid_v7(timefmt_now_ms(), nobody); /* no such user: a foreign key error */
+    uuid_v7(timefmt_now_ms(), taken);
+    cr_assert_eq(RUN(&first, create_todo(user, taken, "first", T0, &first)), STORE_OK);
+    uuid_v7(timefmt_now_ms(), twice);
+    memset(b, 0, sizeof(b));
+    /* One iteration: 20 ordinary creates; one for a user that does not
+     * exist (an error: the whole batch rolls back, then runs op by op); one
+     * of an id already taken; the same new id twice. */
+    for (int i = 0; i < N; i++) {
+        const char *owner = i == 7 ? nobody : user;
+        if (i == 3)
+            memcpy(ids[i], taken, sizeof(taken));
+        else if (i == 11 || i == 12)
+            memcpy(ids[i], twice, sizeof(twice));
+        else
+            uuid_v7(timefmt_now_ms(), ids[i]);
+        cr_assert_eq(create_todo(owner, ids[i], "mixed", T0 + i, &b[i]), 0);
+    }
+    wait_all(b, N);
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(b[i].calls, 1, "create %d answered %d times", i, b[i].calls);
+        if (i == 7)
+            cr_assert_eq(b[i].status, STORE_INVALID, "%s", store_strerror(b[i].status));
+        else if (i == 3)
+            cr_assert_eq(b[i].status, STORE_CONFLICT, "%s", store_strerror(b[i].status));
+        else if (i != 11 && i != 12)
+            cr_assert_eq(b[i].status, STORE_OK, "create %d: %s", i, b[i].message);
+        ok += b[i].status == STORE_OK;
+    }
+    /* Exactly one of the two creates of one id wins. */
+    cr_assert_eq((b[11].status == STORE_OK) + (b[12].status == STORE_OK), 1);
+    cr_assert_eq((b[11].status == STORE_CONFLICT) + (b[12].status == STORE_CONFLICT), 1);
+    /* What was acknowledged is there, and nothing else. */
+    PGconn *pg = side_to(pg_cluster_url());
+    char sql[192];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM todos WHERE user_id = '%s'", user);
+    char *n = side_text(pg, sql);
+    cr_assert_eq(strtol(n, NULL, 10), ok + 1, "%s rows for %d acknowledged creates + 1", n, ok);
+    free(n);
+    snprintf(sql, sizeof(sql), "SELECT title FROM todos WHERE id = '%s'", taken);
+    n = side_text(pg, sql);
+    cr_assert_str_eq(n, "first", "the conflicting create changed the existing todo");
+    free(n);
+    PQfinish(pg);
+    cr_assert_eq(store_worker_outstanding(W), 0);
+}
+
+Test(store_pg, cancelled_creates_in_a_batch_never_complete)
+{
+    char user[UUID_STR_LEN + 1];
+    enum { N = 40 };
+    static struct box b[N];
+    static char ids[N][UUID_STR_LEN + 1];
+    static struct store_op *ops[N];
+
+    open_default();
+    make_user(user, T0);
+    memset(b, 0, sizeof(b));
+    for (int i = 0; i < N; i++) {
+        char copy[16] = "cancelled";
+        struct todo_patch p = {.has_title = true, .title = copy};
+        uuid_v7(timefmt_now_ms(), ids[i]);
+        struct todo_write wr = {.user_id = user, .id = ids[i], .patch = &p,
+                                .if_match = STORE_IF_MATCH_NONE, .now_ms = T0};
+        cr_assert_eq(store_todo_create(W, &wr, on_done, &b[i], &ops[i]), 0);
+        if (i % 2 == 0)
+            store_op_cancel(W, ops[i]); /* still queued: never sent */
+    }
+    h2o_evloop_run(loop, 0); /* the batch goes out */
+    for (int i = 1; i < N; i += 4)
+        store_op_cancel(W, ops[i]); /* in flight: may commit, done never runs */
+    int64_t end = mono_ms() + DEADLINE_MS;
+    while (store_worker_outstanding(W) > 0) {
+        cr_assert_lt(mono_ms(), end, "%zu operations never ended", store_worker_outstanding(W));
+        h2o_evloop_run(loop, 10);
+    }
+    PGconn *pg = side_to(pg_cluster_url());
+    for (int i = 0; i < N; i++) {
+        bool cancelled = i % 2 == 0 || i % 4 == 1;
+        cr_assert_eq(b[i].calls, cancelled ? 0 : 1, "create %d: %d calls", i, b[i].calls);
+        if (!cancelled)
+            cr_assert_eq(b[i].status, STORE_OK, "%s", b[i].message);
+        if (i % 2 == 0) {
+            char sql[128];
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM todos WHERE id = '%.36s'", ids[i]);
+            char *n = side_text(pg, sql);
+            cr_assert_str_eq(n, "0", "a create cancelled before it was sent was written");
+            free(n);
+        }
+    }
+    PQfinish(pg);
+}
