@@ -63,7 +63,10 @@ static enum password_check verify_bcrypt(const char *hash, const char *password)
     enum password_check rc = PASSWORD_MISMATCH;
     /* struct crypt_data is tens of KiB: keep it off the offload thread's stack. */
     struct crypt_data *data = xcalloc(1, sizeof(*data));
-    const char *out = crypt_r(password, hash, data);
+    /* crypt_rn, not crypt_r: sanitizer runtimes intercept crypt_r, and a
+     * --as-needed link whose only libcrypt symbol is crypt_r then drops
+     * libcrypt and calls a NULL pointer. crypt_rn returns NULL on failure. */
+    const char *out = crypt_rn(password, hash, data, (int)sizeof(*data));
     size_t n = strlen(hash);
     if (out && out[0] != '*' && strlen(out) == n && sodium_memcmp(out, hash, n) == 0)
         rc = PASSWORD_OK_REHASH;

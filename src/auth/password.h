@@ -3,7 +3,7 @@
  *
  * New hashes are Argon2id in libsodium's encoded form (crypto_pwhash_str,
  * "interactive" limits). Verification also accepts the old Python app's
- * bcrypt hashes ($2a$/$2b$/$2y$, via libxcrypt crypt_r) and says when a
+ * bcrypt hashes ($2a$/$2b$/$2y$, via libxcrypt crypt_rn) and says when a
  * hash should be upgraded. Passwords are never logged.
  *
  * These calls are slow on purpose (tens of milliseconds, 64 MiB): never call

@@ -843,7 +843,6 @@ void dbdst_close(struct dbdst *d)
         sqlite3_finalize(d->ins);
         if (d->in_tx)
             sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_exec(d->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
         sqlite3_close_v2(d->db);
     }
     for (size_t i = 0; i < d->nrebuild; i++)

@@ -1138,6 +1138,8 @@ Test(cli_db, on_error_skip_writes_the_reject_file_and_copies_the_rest, .timeout 
             else
                 seen_t2 = true;
             cr_assert_str_eq(table, "todos");
+            cr_assert_str_eq(column, "user_id");
+            EXPECT_IN(json_string_value(json_object_get(o, "value")), bu);
             EXPECT_IN(reason, "its user was rejected");
         } else if (strstr(id, h3) || strstr(id, bt3)) {
             seen_t3 = true;
@@ -1607,6 +1609,46 @@ Test(cli_db, a_source_at_an_unknown_version_is_refused, .timeout = 60)
             cr_assert_eq(count_rows(&dst, "users"), 0);
     }
     tdb_done(&src);
+    tdb_done(&dst);
+}
+
+/* A target migrated by a newer binary, and a layout forced against what the
+ * source is: refused, nothing written. */
+Test(cli_db, a_target_at_an_unknown_version_or_a_wrong_layout_is_refused, .timeout = 60)
+{
+    struct tdb cur, leg, dst;
+    char gu[37], gt[37];
+    tdb_sqlite(&cur);
+    tdb_sqlite(&leg);
+    tdb_target(&dst);
+    make_current(&cur, 2, 5);
+    make_good_legacy(&leg, gu, gt);
+
+    struct run r = RUN("db", "copy", "--from", leg.url, "--to", dst.url, "--from-layout",
+                       "current");
+    EXPECT_EXIT(r, 1);
+    run_free(&r);
+    r = RUN("db", "copy", "--from", cur.url, "--to", dst.url, "--from-layout", "legacy");
+    EXPECT_EXIT(r, 1);
+    run_free(&r);
+    if (dst.pg || file_exists(dst.path)) {
+        if (table_exists(&dst, "users"))
+            cr_assert_eq(count_rows(&dst, "users"), 0);
+    }
+
+    migrate_up(&dst);
+    sql_exec(&dst, dst.pg ? "INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 'x',"
+                            " now(), 1)"
+                          : "INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 'x',"
+                            " '2030-01-01T00:00:00.000Z', 1)");
+    r = RUN("db", "copy", "--from", cur.url, "--to", dst.url);
+    EXPECT_EXIT(r, 1);
+    EXPECT_IN(r.err, "9999");
+    run_free(&r);
+    cr_assert_eq(count_rows(&dst, "users"), 0);
+    cr_assert_eq(sql_int(&dst, "SELECT count(*) FROM schema_migrations WHERE version = 9999"), 1);
+    tdb_done(&cur);
+    tdb_done(&leg);
     tdb_done(&dst);
 }
 
