@@ -100,6 +100,31 @@ int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts
     return 0;
 }
 
+bool cli_subcommand(const char *group, int argc, char **argv, const void *table, size_t count,
+                    size_t stride, void (*usage)(FILE *out), size_t *index, int *exit_code)
+{
+    if (argc < 2) {
+        usage(stderr);
+        *exit_code = CLI_EXIT_USAGE;
+        return false;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        *exit_code = CLI_EXIT_OK;
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const char *const *name = (const void *)((const char *)table + i * stride);
+        if (strcmp(argv[1], *name) == 0) {
+            *index = i;
+            return true;
+        }
+    }
+    *exit_code = cli_usage_error(group, "unknown command '%s'", argv[1]);
+    return false;
+}
+
 int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end = NULL;

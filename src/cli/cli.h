@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -50,6 +51,15 @@ struct cli_args {
  * CLI_EXIT_USAGE after printing the reason and a pointer to --help. */
 int cli_parse(const char *cmd, int argc, char **argv, const struct cli_opt *opts,
               cli_opt_fn *fn, void *ctx, struct cli_args *out);
+
+/* The subcommand argv[1] names in a command group ("migrate", "db"):
+ * `table` holds `count` structs, `stride` bytes apart, each starting with
+ * its `const char *name`. True with *index set when one matched; false
+ * with *exit_code set when there is nothing to run: no argument (usage on
+ * stderr, CLI_EXIT_USAGE), "-h"/"--help"/"help" (usage on stdout,
+ * CLI_EXIT_OK), an unknown name (CLI_EXIT_USAGE, naming it). */
+bool cli_subcommand(const char *group, int argc, char **argv, const void *table, size_t count,
+                    size_t stride, void (*usage)(FILE *out), size_t *index, int *exit_code);
 
 /* Strict decimal in [min, max] (no sign but '-', no spaces or suffix). */
 int cli_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);

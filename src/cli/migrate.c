@@ -831,25 +831,15 @@ static void usage(FILE *out)
 
 int cli_migrate_main(int argc, char **argv)
 {
-    const struct subcmd *sub = NULL;
+    const struct subcmd *sub;
     struct margs m = {0};
+    size_t index;
     int code;
 
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    for (size_t i = 0; i < NSUBCMDS; i++) {
-        if (strcmp(argv[1], subcmds[i].name) == 0)
-            sub = &subcmds[i];
-    }
-    if (sub == NULL)
-        return cli_usage_error("migrate", "unknown command '%s'", argv[1]);
+    if (!cli_subcommand("migrate", argc, argv, subcmds, NSUBCMDS, sizeof(subcmds[0]), usage, &index,
+                        &code))
+        return code;
+    sub = &subcmds[index];
     snprintf(m.cmd, sizeof(m.cmd), "migrate %s", sub->name);
     m.allowed = sub->allowed;
     code = cli_parse(m.cmd, argc - 1, argv + 1, options, on_option, &m, &m.a);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "model/uuid.h"
+#include "util/civil.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
 
@@ -26,18 +27,6 @@
 
 /* ---- calendar ------------------------------------------------------------ */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static bool is_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -49,22 +38,12 @@ static int days_in_month(int64_t y, int m)
     return m == 2 && is_leap(y) ? 29 : days[m - 1];
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* The (proleptic Gregorian) year holding Unix second t. */
 static int64_t year_of(int64_t t)
 {
-    int64_t z = floor_div(t, 86400) + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10);
+    int64_t y, m, d;
+    civil_from_days(civil_floor_div(t, 86400), &y, &m, &d);
+    return y;
 }
 
 /* ---- time zones ---------------------------------------------------------- */
@@ -103,18 +82,18 @@ static int64_t rule_yday(const struct rule_date *r, int64_t y)
         return r->n - 1 + (is_leap(y) && r->n >= 60);
     if (r->kind == 'D')
         return r->n;
-    int64_t first = days_from_civil(y, r->m, 1);
+    int64_t first = civil_days_from(y, r->m, 1);
     int dow1 = (int)((first % 7 + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
     int day = 1 + (r->d - dow1 + 7) % 7 + (r->w - 1) * 7;
     while (day > days_in_month(y, r->m))
         day -= 7;
-    return first - days_from_civil(y, 1, 1) + day - 1;
+    return first - civil_days_from(y, 1, 1) + day - 1;
 }
 
 /* The UTC seconds at which DST starts and ends in year y. */
 static void rule_year(const struct posix_rule *p, int64_t y, int64_t *start, int64_t *end)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1) * 86400;
+    int64_t jan1 = civil_days_from(y, 1, 1) * 86400;
 
     *start = jan1 + rule_yday(&p->start, y) * 86400 + p->start.secs - p->std_off;
     *end = jan1 + rule_yday(&p->end, y) * 86400 + p->end.secs - p->dst_off;
@@ -645,9 +624,9 @@ static bool real_epoch_ms(double r, int64_t *ms)
         return false;
     /* Round to microseconds first, so 1.001 is not 1.000999.. */
     if (dabs(r) >= (double)EPOCH_MS_THRESHOLD)
-        *ms = floor_div(round_i64(r * 1000.0), 1000);
+        *ms = civil_floor_div(round_i64(r * 1000.0), 1000);
     else
-        *ms = floor_div(round_i64(r * 1e6), 1000);
+        *ms = civil_floor_div(round_i64(r * 1e6), 1000);
     return true;
 }
 
@@ -744,7 +723,7 @@ static enum ts_err text_ts(const unsigned char *p, size_t n, const struct dbconv
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
         s > 59)
         return TS_IMPOSSIBLE;
-    int64_t local = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    int64_t local = civil_days_from(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
     int64_t utc = naive ? (tz != NULL ? tz_local_to_utc(tz, local) : local) : local - off;
     *ms = utc * 1000 + frac;
     return TS_OK;

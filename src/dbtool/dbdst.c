@@ -25,6 +25,7 @@
 #include "migrate/migrate.h"
 #include "model/timefmt.h"
 #include "util/dburl.h"
+#include "util/hex.h"
 #include "util/xalloc.h"
 
 #define CHUNK_BYTES (1024 * 1024)
@@ -318,17 +319,6 @@ static void put_u64(unsigned char *p, uint64_t v)
     put_u32(p + 4, (uint32_t)v);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Canonical uuid text into 16 bytes; -1 if it is not one. */
 static int uuid_bytes(const char *s, unsigned char out[16])
 {
@@ -341,8 +331,8 @@ static int uuid_bytes(const char *s, unsigned char out[16])
                 return -1;
             continue;
         }
-        hi = hexval(s[i]);
-        lo = hexval(s[i + 1]);
+        hi = hex_digit(s[i]);
+        lo = hex_digit(s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[k++] = (unsigned char)(hi << 4 | lo);

@@ -21,6 +21,7 @@
 #include "migrate/migrate.h"
 #include "model/uuid.h"
 #include "store/pg_conn.h"
+#include "util/civil.h"
 #include "util/dburl.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
@@ -702,12 +703,6 @@ static int64_t be64(const char *p)
     return (int64_t)v;
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 /* A timestamptz as PostgreSQL shows it in UTC ("infinity", "10000-01-01
  * 00:00:00.000000+00", "0001-12-31 23:59:59.000000+00 BC"), from its
  * binary value: no query while a FETCH may be in flight. */
@@ -717,17 +712,10 @@ static void pg_ts_text(int64_t us, char *out, size_t n)
         snprintf(out, n, "%s", us == INT64_MAX ? "infinity" : "-infinity");
         return;
     }
-    int64_t days = floor_div(us, INT64_C(86400000000)) + 10957; /* since 1970 */
-    int64_t tod = us - floor_div(us, INT64_C(86400000000)) * INT64_C(86400000000);
-    /* Howard Hinnant's civil_from_days. */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
+    int64_t days = civil_floor_div(us, INT64_C(86400000000)) + 10957; /* since 1970 */
+    int64_t tod = us - civil_floor_div(us, INT64_C(86400000000)) * INT64_C(86400000000);
+    int64_t y, m, d;
+    civil_from_days(days, &y, &m, &d);
     snprintf(out, n, "%04" PRId64 "-%02" PRId64 "-%02" PRId64 " %02" PRId64 ":%02" PRId64
              ":%02" PRId64 ".%06" PRId64 "+00%s",
              y > 0 ? y : 1 - y, m, d, tod / 3600000000, tod / 60000000 % 60,
@@ -764,7 +752,7 @@ static bool pg_col(struct scan *sc, const PGresult *r, int i, size_t c, const st
         int64_t us = be64(p);
         if (us == INT64_MAX || us == INT64_MIN)
             return pg_ts_reject(sc, pk, c, us, "not a timestamp", stop);
-        int64_t ms = floor_div(us, 1000) + PG_EPOCH_MS;
+        int64_t ms = civil_floor_div(us, 1000) + PG_EPOCH_MS;
         if (ms < MS_MIN || ms > MS_MAX)
             return pg_ts_reject(sc, pk, c, us, "timestamp outside the years 0001..9999", stop);
         v->null = false;

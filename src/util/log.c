@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/civil.h"
+
 #define LOG_LINE_MAX 2048
 
 static atomic_int current_level = LOG_INFO;
@@ -83,21 +85,9 @@ static void put_time(struct line *l)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t secs = ts.tv_sec;
-    int64_t days = secs / 86400, rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days--;
-    }
-    /* Civil date from days since 1970-01-01 (proleptic Gregorian). */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
+    int64_t days = civil_floor_div(secs, 86400), rem = secs - days * 86400;
+    int64_t y, m, d;
+    civil_from_days(days, &y, &m, &d);
 
     put_str(l, "time=");
     put_digits(l, (unsigned)y, 4);
