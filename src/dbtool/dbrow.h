@@ -16,7 +16,9 @@
  * Canonical values (struct dbval)
  *   UUID: 36 lower-case characters + NUL in `uuid`.
  *   TEXT: `s`/`len`, valid UTF-8 without NUL bytes, borrowed (valid until
- *         the producer's next row).
+ *         the producer's next row); a number converted to text points into
+ *         the dbval's own `uuid` buffer, so a struct dbval (or dbrow) copied
+ *         by value must have its TEXT values copied or re-pointed.
  *   BOOL: i = 0 or 1.   TS: i = Unix epoch milliseconds (UTC).   INT: i.
  *   null: true for SQL NULL (only in nullable columns).
  *
