@@ -821,7 +821,8 @@ static void usage(FILE *out)
           "  verify --source URL --target URL prove the target holds exactly the source\n"
           "  backup --to FILE                 online backup of the SQLite database\n\n"
           "Each takes --help. Exit codes: 0 success (verify: identical), 1 failure\n"
-          "(verify: different), 2 usage error (verify: also any error).\n",
+          "(verify: different), 2 usage error (verify: also any error; backup: also a\n"
+          "PostgreSQL URL, with the pg_dump command to use).\n",
           out);
 }
 

@@ -1,3 +1,10 @@
+/*
+ * dbtool/dbbackup: `todo db backup` (see dbbackup.h): check the paths,
+ * open the source read-only (WAL: one read transaction), copy it with
+ * sqlite3_backup_step into a mkostemp file next to `to`, switch the copy to
+ * journal_mode=DELETE, integrity_check, fsync, rename into place, fsync the
+ * directory.
+ */
 #include "dbtool/dbbackup.h"
 
 #include <errno.h>

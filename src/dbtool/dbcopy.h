@@ -11,8 +11,10 @@
  * refuse a target that is not at head, naming `todo migrate up`; open the
  * target writer (dbtool/dbdst.h), stream each table from source to target,
  * commit. dry_run reads and converts everything, checks the target (exists
- * and reachable, empty unless truncate, pending migrations reported), and
- * writes nothing at all (no migration either). A source and target that
+ * and reachable, its schema not newer than this binary knows, empty unless
+ * truncate, pending migrations reported), and writes nothing at all (no
+ * migration either). A SQLite target's directory must exist and be
+ * writable (the file itself is created), in both modes. A source and target that
  * are obviously the same database (the same SQLite file, the same
  * PostgreSQL connection string) are refused.
  *
@@ -71,7 +73,9 @@ struct dbcopy_result {
 };
 
 /* 0 when the copy committed (or the dry run found nothing wrong), -1 with
- * a one-line message (no password) when nothing was written. `res` is
+ * a one-line message when nothing was written: no password, also not
+ * inside libpq's messages (dbtool/dbredact.h); a PostgreSQL target
+ * database that does not exist gets a hint to create it. `res` is
  * filled as far as the run got either way. */
 int dbcopy_run(const struct dbcopy_opts *o, struct dbcopy_result *res, char *err, size_t errlen);
 

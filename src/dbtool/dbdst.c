@@ -151,9 +151,10 @@ static void on_notice(void *arg, const char *message)
 static PGconn *pg_connect(const char *conninfo, int timeout_s)
 {
     char timeout[16];
-    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout",
+    /* connect_timeout before dbname: a connect_timeout in the URL wins. */
+    const char *keys[] = {"connect_timeout", "dbname", "fallback_application_name",
                           "client_encoding", NULL};
-    const char *values[] = {conninfo, "todo db", timeout, "UTF8", NULL};
+    const char *values[] = {timeout, conninfo, "todo db", "UTF8", NULL};
     PGconn *pg;
 
     snprintf(timeout, sizeof(timeout), "%d", timeout_s > 0 ? timeout_s : CONNECT_TIMEOUT_S);
@@ -166,17 +167,26 @@ static PGconn *pg_connect(const char *conninfo, int timeout_s)
     return pg;
 }
 
-/* The target's schema version must be the newest embedded one. */
-static int check_version(struct dbdst *d, int64_t version, char *err, size_t errlen)
+/* The target's schema version must be the newest embedded one (with
+ * older_ok, only not newer: a dry run's pending migrations would bring it
+ * there). */
+static int check_version(struct dbdst *d, int64_t version, bool older_ok, char *err,
+                         size_t errlen)
 {
     int64_t head = migrate_latest_version(d->pg ? "postgres" : "sqlite");
 
-    if (version == head)
+    if (version == head || (older_ok && version < head))
         return 0;
-    snprintf(err, errlen,
-             "%s: the schema is at version %lld, not %lld (the newest this binary knows);"
-             " run `todo migrate up` on it first",
-             d->label, (long long)version, (long long)head);
+    if (version > head)
+        snprintf(err, errlen,
+                 "%s: the schema is at version %lld, newer than this todo knows (%lld); copy"
+                 " with the todo that migrated it",
+                 d->label, (long long)version, (long long)head);
+    else
+        snprintf(err, errlen,
+                 "%s: the schema is at version %lld, not %lld (the newest this binary knows);"
+                 " run `todo migrate up` on it first",
+                 d->label, (long long)version, (long long)head);
     return -1;
 }
 
@@ -247,21 +257,32 @@ static int pg_empty(struct dbdst *d, bool truncate, char *err, size_t errlen)
     return 0;
 }
 
+/* The highest applied version; 0 without schema_migrations. */
+static int pg_version(struct dbdst *d, int64_t *version, char *err, size_t errlen)
+{
+    int64_t has;
+
+    *version = 0;
+    if (pg_int(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('schema_migrations')", 0,
+               NULL, &has, err, errlen) != 0)
+        return -1;
+    if (has == 0)
+        return 0;
+    return pg_int(d, "SELECT max(version) FROM schema_migrations", 0, NULL, version, err, errlen);
+}
+
 static int pg_open(struct dbdst *d, const char *conninfo, const struct dbdst_opts *o, char *err,
                    size_t errlen)
 {
-    int64_t version = 0, has;
+    int64_t version = 0;
 
     d->conn = pg_connect(conninfo, o->connect_timeout_s);
     if (PQstatus(d->conn) != CONNECTION_OK) {
         pg_error(d, NULL, "cannot connect", err, errlen);
         return -1;
     }
-    if (pg_int(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('schema_migrations')", 0,
-               NULL, &has, err, errlen) != 0 ||
-        (has > 0 && pg_int(d, "SELECT max(version) FROM schema_migrations", 0, NULL, &version,
-                           err, errlen) != 0) ||
-        check_version(d, version, err, errlen) != 0)
+    if (pg_version(d, &version, err, errlen) != 0 ||
+        check_version(d, version, false, err, errlen) != 0)
         return -1;
     if (pg_run(d, "BEGIN", NULL, err, errlen) != 0)
         return -1;
@@ -274,6 +295,8 @@ static int pg_open(struct dbdst *d, const char *conninfo, const struct dbdst_opt
         pg_run(d, "SET LOCAL maintenance_work_mem = '" PG_MAINTENANCE_WORK_MEM "'", NULL, err,
                errlen) != 0 ||
         pg_run(d, "SET LOCAL work_mem = '64MB'", NULL, err, errlen) != 0 ||
+        pg_run(d, "SET LOCAL statement_timeout = 0", NULL, err, errlen) != 0 ||
+        pg_run(d, "SET LOCAL idle_in_transaction_session_timeout = 0", NULL, err, errlen) != 0 ||
         pg_empty(d, o->truncate, err, errlen) != 0 || pg_defer(d, err, errlen) != 0)
         return -1;
     d->chunk = xmalloc(CHUNK_BYTES + 64 * 1024);
@@ -656,10 +679,26 @@ static int sq_defer(struct dbdst *d, char *err, size_t errlen)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The highest applied version; 0 without schema_migrations. */
+static int sq_version(struct dbdst *d, int64_t *version, char *err, size_t errlen)
+{
+    int64_t has;
+
+    *version = 0;
+    if (sq_int(d,
+               "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+               " AND name = 'schema_migrations'",
+               &has, err, errlen) != 0)
+        return -1;
+    if (has == 0)
+        return 0;
+    return sq_int(d, "SELECT max(version) FROM schema_migrations", version, err, errlen);
+}
+
 static int sq_open(struct dbdst *d, const char *path, const struct dbdst_opts *o, char *err,
                    size_t errlen)
 {
-    int64_t version = 0, has;
+    int64_t version = 0;
 
     if (access(path, F_OK) != 0) {
         snprintf(err, errlen, "%s: %s", d->label, strerror(errno));
@@ -676,13 +715,8 @@ static int sq_open(struct dbdst *d, const char *path, const struct dbdst_opts *o
      * the pragma must be set outside a transaction. */
     if (sq_exec(d, "PRAGMA foreign_keys = OFF", err, errlen) != 0 ||
         sq_exec(d, SQLITE_CACHE_PRAGMA, err, errlen) != 0 ||
-        sq_int(d,
-               "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-               " AND name = 'schema_migrations'",
-               &has, err, errlen) != 0 ||
-        (has > 0 &&
-         sq_int(d, "SELECT max(version) FROM schema_migrations", &version, err, errlen) != 0) ||
-        check_version(d, version, err, errlen) != 0)
+        sq_version(d, &version, err, errlen) != 0 ||
+        check_version(d, version, false, err, errlen) != 0)
         return -1;
     if (sq_exec(d, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
@@ -915,7 +949,7 @@ static int count_pg(struct dbdst *d, const char *conninfo, const struct dbtable 
                     char *err, size_t errlen)
 {
     const char *params[1] = {t->name};
-    int64_t has;
+    int64_t has, version;
     char sql[128];
 
     d->conn = pg_connect(conninfo, 0);
@@ -923,6 +957,9 @@ static int count_pg(struct dbdst *d, const char *conninfo, const struct dbtable 
         pg_error(d, NULL, "cannot connect", err, errlen);
         return -1;
     }
+    if (pg_version(d, &version, err, errlen) != 0 ||
+        check_version(d, version, true, err, errlen) != 0)
+        return -1;
     if (pg_int(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1)", 1, params, &has,
                err, errlen) != 0)
         return -1;
@@ -936,7 +973,7 @@ static int count_sqlite(struct dbdst *d, const char *path, const struct dbtable 
                         char *err, size_t errlen)
 {
     char sql[128];
-    int64_t has;
+    int64_t has, version;
 
     if (access(path, F_OK) != 0)
         return 0; /* it would be created */
@@ -946,6 +983,9 @@ static int count_sqlite(struct dbdst *d, const char *path, const struct dbtable 
         return -1;
     }
     sqlite3_busy_timeout(d->db, SQLITE_BUSY_MS);
+    if (sq_version(d, &version, err, errlen) != 0 ||
+        check_version(d, version, true, err, errlen) != 0)
+        return -1;
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '%s'", t->name);
     if (sq_int(d, sql, &has, err, errlen) != 0)

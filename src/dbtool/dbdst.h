@@ -6,7 +6,9 @@
  *
  * PostgreSQL: BEGIN; LOCK TABLE users, todos (waiting at most 60 s for a
  *   running server's transactions); SET LOCAL maintenance_work_mem (256 MB)
- *   and work_mem (64 MB: the foreign-key check's join); the tables
+ *   and work_mem (64 MB: the foreign-key check's join), no statement or
+ *   idle-in-transaction timeout (a role's setting would cut a long load);
+ *   the tables
  *   must be empty (else the error names the table, its row count and
  *   --truncate) unless `truncate` (TRUNCATE users, todos inside the same
  *   transaction). Before loading, the tables' secondary indexes, unique
@@ -30,7 +32,11 @@
  *
  * The caller brings the schema to the head version first (todo migrate's
  * code); dbdst_open refuses a target whose schema version is not the
- * newest embedded one, naming `todo migrate up`.
+ * newest embedded one: an older one naming `todo migrate up`, a newer one
+ * saying it is newer than this binary knows.
+ *
+ * PostgreSQL connections: the URL's connect_timeout wins over
+ * connect_timeout_s.
  *
  * Errors: -1 with a one-line message naming the target (redacted URL).
  * One thread; blocking.
@@ -70,7 +76,9 @@ int dbdst_table_end(struct dbdst *d, int64_t *rows_written, char *err, size_t er
 int dbdst_commit(struct dbdst *d, char *err, size_t errlen);
 
 /* Rows in table t of the target (outside any copy; for messages and
- * --dry-run). A table, or a SQLite file, that does not exist yet has 0. */
+ * --dry-run). A table, or a SQLite file, that does not exist yet has 0. A
+ * target whose schema is newer than this binary knows is refused as
+ * dbdst_open refuses it (an older one is fine: migrations would apply). */
 int dbdst_count_url(const char *url, const struct dbtable *t, int64_t *n, char *err,
                     size_t errlen);
 

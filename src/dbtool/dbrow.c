@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/timefmt.h"
+#include "util/hex.h"
 
 /* 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in Unix ms. */
 #define DBROW_PG_EPOCH_MS INT64_C(946684800000)
@@ -178,11 +179,6 @@ static void enc_be(struct enc *e, uint64_t v, int bytes)
     enc_put(e, b, (size_t)bytes);
 }
 
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
 static void enc_uuid(struct enc *e, const char *u)
 {
     unsigned char b[16];
@@ -190,7 +186,7 @@ static void enc_uuid(struct enc *e, const char *u)
     for (int i = 0, k = 0; i < 16; i++, k += 2) {
         if (u[k] == '-')
             k++;
-        b[i] = (unsigned char)(hexval(u[k]) << 4 | hexval(u[k + 1]));
+        b[i] = (unsigned char)(hex_digit(u[k]) << 4 | hex_digit(u[k + 1]));
     }
     enc_put(e, b, sizeof(b));
 }

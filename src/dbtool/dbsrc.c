@@ -242,6 +242,49 @@ static int sq_has_table(struct dbsrc *s, const char *name, bool *yes, char *err,
     return 0;
 }
 
+/* The columns the layout's SELECT (sq_select) reads from each table. */
+static const char *const legacy_users_cols[] = {
+    "id", "email", "password_hash", "name", "is_active", "created_at", "updated_at", NULL};
+static const char *const legacy_tasks_cols[] = {
+    "id", "user_id", "title", "description", "completed", "completed_at", "created_at",
+    "updated_at", NULL};
+
+/* Every name of `cols` (NULL-terminated; or, with cols NULL, of t's
+ * columns) must be a column of `table`: else one message listing the
+ * missing ones, before anything is read or written. */
+static int sq_check_columns(struct dbsrc *s, const char *table, const char *const *cols,
+                            const struct dbtable *t, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    struct buf missing;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        return sq_fail(s, "reading columns", err, errlen);
+    buf_init(&missing, 4096);
+    for (size_t i = 0; cols != NULL ? cols[i] != NULL : i < t->ncols; i++) {
+        const char *name = cols != NULL ? cols[i] : t->cols[i].name;
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (step == SQLITE_DONE)
+            buf_printf(&missing, "%s%s", missing.len > 0 ? ", " : "", name);
+        else if (step != SQLITE_ROW)
+            rc = sq_fail(s, "reading columns", err, errlen);
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && missing.len > 0) {
+        set_err(err, errlen, "%s: table %s has no column %s, which the %s layout needs",
+                s->label, table, missing.data,
+                s->layout == DBSRC_LAYOUT_LEGACY ? "legacy" : "current");
+        rc = -1;
+    }
+    buf_free(&missing);
+    return rc;
+}
+
 /* Two users whose emails are the same once normalised: refused. */
 static int sq_email_collisions(struct dbsrc *s, char *err, size_t errlen)
 {
@@ -318,7 +361,10 @@ static int sq_current(struct dbsrc *s, char *err, size_t errlen)
                 s->label);
         return -1;
     }
-    return 0;
+    return sq_check_columns(s, "users", NULL, dbrow_table("users"), err, errlen) == 0 &&
+                   sq_check_columns(s, "todos", NULL, dbrow_table("todos"), err, errlen) == 0
+               ? 0
+               : -1;
 }
 
 static int sq_legacy(struct dbsrc *s, char *err, size_t errlen)
@@ -334,6 +380,9 @@ static int sq_legacy(struct dbsrc *s, char *err, size_t errlen)
                 !users ? "users" : "tasks");
         return -1;
     }
+    if (sq_check_columns(s, "users", legacy_users_cols, NULL, err, errlen) != 0 ||
+        sq_check_columns(s, "tasks", legacy_tasks_cols, NULL, err, errlen) != 0)
+        return -1;
     if (alembic && sq_one(s, "SELECT group_concat(version_num, ',') FROM alembic_version", NULL,
                           &s->alembic, &found, err, errlen) != 0)
         return -1;
@@ -547,8 +596,11 @@ static int pg_fail(struct dbsrc *s, const char *what, const PGresult *r, char *e
     char one[512];
     size_t n = 0;
 
-    for (size_t i = 0; msg[i] != '\0' && n + 1 < sizeof(one); i++) /* one line */
-        one[n++] = msg[i] == '\n' || msg[i] == '\r' ? ' ' : msg[i];
+    for (size_t i = 0; msg[i] != '\0' && n + 1 < sizeof(one); i++) { /* one line, single spaces */
+        char ch = msg[i] == '\n' || msg[i] == '\r' || msg[i] == '\t' ? ' ' : msg[i];
+        if (ch != ' ' || (n > 0 && one[n - 1] != ' '))
+            one[n++] = ch;
+    }
     while (n > 0 && one[n - 1] == ' ')
         n--;
     one[n] = '\0';
@@ -658,8 +710,9 @@ static int pg_open(struct dbsrc *s, const char *conninfo, const struct dbsrc_opt
                    size_t errlen)
 {
     char timeout[16];
-    const char *keys[] = {"dbname", "connect_timeout", "client_encoding", NULL};
-    const char *vals[] = {conninfo, timeout, "UTF8", NULL};
+    /* connect_timeout before dbname: a connect_timeout in the URL wins. */
+    const char *keys[] = {"connect_timeout", "dbname", "client_encoding", NULL};
+    const char *vals[] = {timeout, conninfo, "UTF8", NULL};
 
     snprintf(timeout, sizeof(timeout), "%d",
              o->connect_timeout_s > 0 ? o->connect_timeout_s : CONNECT_TIMEOUT_DEFAULT);
@@ -667,11 +720,15 @@ static int pg_open(struct dbsrc *s, const char *conninfo, const struct dbsrc_opt
     if (PQstatus(s->conn) != CONNECTION_OK)
         return pg_fail(s, "cannot connect", NULL, err, errlen);
     /* One snapshot for every read; SET LOCAL so it also holds through a
-     * transaction pooler. Text values (digests, messages) in UTC. */
+     * transaction pooler. Text values (digests, messages) in UTC. No
+     * timeout a role may set cuts a long scan, or the snapshot while the
+     * other side works. */
     if (pg_exec(s,
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
                 "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
-                "SET LOCAL statement_timeout = 0; SET LOCAL work_mem = '64MB'",
+                "SET LOCAL statement_timeout = 0; "
+                "SET LOCAL idle_in_transaction_session_timeout = 0; "
+                "SET LOCAL work_mem = '64MB'",
                 err, errlen) != 0)
         return -1;
     s->layout = o->layout;

@@ -8,12 +8,14 @@
  * Layouts
  *   current: the tables of migrations/<dialect>/ (schema_migrations gives
  *            the version; dbsrc_open refuses a version newer than the
- *            embedded migrations know, or one without the tables).
+ *            embedded migrations know, or one without the tables; SQLite:
+ *            or without one of their columns, all named).
  *   legacy:  SQLite only — users(id CHAR(32) hex, email, password_hash,
  *            name, created_at, updated_at NULL, is_active) and
  *            tasks(id, user_id, title, description, completed,
  *            completed_at, created_at, updated_at NULL) plus
- *            alembic_version. Read as the current tables: tasks become
+ *            alembic_version (a missing column makes dbsrc_open fail
+ *            naming every one). Read as the current tables: tasks become
  *            todos; a NULL updated_at becomes created_at; version is 1;
  *            emails are lower-cased, and two users whose emails collide
  *            once lower-cased make dbsrc_open fail naming both ids.
@@ -78,7 +80,7 @@ struct dbsrc_opts {
     enum dbsrc_layout layout;    /* AUTO by default */
     const struct dbconv_tz *tz;  /* naive timestamps; NULL: UTC */
     int64_t batch_rows;          /* 0: 10000 */
-    int connect_timeout_s;       /* PostgreSQL; 0: 10 */
+    int connect_timeout_s;       /* PostgreSQL; 0: 10; the URL's connect_timeout wins */
 };
 
 struct dbsrc;

@@ -5,13 +5,14 @@
  * Two kinds of connection, each a struct pg_conn on the worker's loop:
  *   - readers: shared. Any number of read queries are pipelined on one
  *     reader, all queries of a loop iteration sharing one Sync. With
- *     `serial_syncs` (a transaction-mode pooler such as PgBouncer in
- *     between), a reader whose Sync is still unanswered is not handed out:
- *     the reads wait (pg_pool_wait) and form its next batch when the answer
- *     came. PgBouncer 1.18 may move a connection to another server when a
- *     ReadyForQuery arrives while the client's next batch is half sent,
- *     which splits Parse from Bind and mixes up answers (pgbouncer issue
- *     759); one Sync in flight never gives it the chance.
+ *     `serial_syncs` (what store_pg uses), a reader whose Sync is still
+ *     unanswered is not handed out: the reads wait (pg_pool_wait) and form
+ *     its next batch when the answer came, so batches grow with the load
+ *     instead of one per loop iteration. A transaction-mode pooler such as
+ *     PgBouncer needs it: PgBouncer 1.18 may move a connection to another
+ *     server when a ReadyForQuery arrives while the client's next batch is
+ *     half sent, which splits Parse from Bind and mixes up answers
+ *     (pgbouncer issue 759); one Sync in flight never gives it the chance.
  *   - writers: exclusive. A write operation takes one (pg_pool_take_writer /
  *     pg_pool_wait), runs its transaction alone on it (own Sync), and gives
  *     it back (pg_pool_release_writer). A writer given back with anything

@@ -2,7 +2,7 @@
  * tests/cli/db_test: `todo db copy | verify | backup` driven as a user
  * drives them — the real binary (TODO_BIN), its exit codes, its output and
  * --json — and the databases read back with their own clients (sqlite3,
- * libpq), never with the code under test (tests/cli/db_support.h).
+ * libpq), never with the code under test (tests/cli/cli_support.h).
  *
  * The suite runs twice (tests/meson.build): alone, where every target is a
  * SQLite file (SQLite -> SQLite), and under scripts/with-pg, where targets
@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#include "db_support.h"
+#include "cli_support.h"
 
 /* ---- helpers of this file -------------------------------------------------------- */
 
@@ -60,13 +61,6 @@ static json_t *json_table(json_t *j, const char *name)
     }
     cr_assert_fail("no table '%s' in the JSON tables[]", name);
     return NULL;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    cr_assert(json_is_integer(v), "no integer '%s' in %s", key, json_dumps(o, JSON_COMPACT));
-    return json_integer_value(v);
 }
 
 /* stdout + stderr of a run, for "is it mentioned anywhere" checks. */
@@ -106,9 +100,7 @@ static long long count_rows(const struct tdb *d, const char *table)
 
 static void copy_ok(const char *from, const char *to)
 {
-    struct run r = RUN("db", "copy", "--from", from, "--to", to);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "db", "copy", "--from", from, "--to", to);
 }
 
 static void verify_expect(const char *source, const char *target, int code)
@@ -128,6 +120,76 @@ static void expect_key(const char *text, const char *canon)
     cr_assert(strstr(text, hex) != NULL || strstr(text, canon) != NULL,
               "neither %s nor %s in:\n%s", hex, canon, text);
 }
+
+/* A fresh uuid, canonical and as the old app stored it (32 hex digits). */
+static void new_uuid(char canon[37], char hex[33])
+{
+    uuid_v4(canon);
+    uuid_hex32(canon, hex);
+}
+
+/* table.column of row id in d, in canonical text (canon_value), is want;
+ * fmt (printf) says what the test stored there. */
+__attribute__((format(printf, 6, 7)))
+static void expect_value(const struct tdb *d, const char *table, const char *id,
+                         const char *column, const char *want, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    char *v = canon_value(d, table, id, column);
+    cr_assert_str_eq(v, want, "%s.%s of %s is \"%s\", expected \"%s\" (%s)", table, column, id,
+                     v, want, why);
+    free(v);
+}
+
+/* The counts of tables[] `table` in a copy --json. */
+static void expect_copied(json_t *j, const char *table, long long read, long long written,
+                          long long rejected)
+{
+    json_t *t = json_table(j, table);
+    cr_assert_eq(jint(t, "read"), read, "%s read", table);
+    cr_assert_eq(jint(t, "written"), written, "%s written", table);
+    cr_assert_eq(jint(t, "rejected"), rejected, "%s rejected", table);
+}
+
+/* users + todos of d are still `before` (canon_all), which is freed. */
+static void expect_unchanged(const struct tdb *d, char *before, const char *what)
+{
+    char *after = canon_all(d);
+    expect_same(what, before, after);
+    free(after);
+    free(before);
+}
+
+/* A refused copy left no users in d (which may not exist, or have no
+ * tables, when the copy stopped before migrating it). */
+static void expect_no_users(const struct tdb *d)
+{
+    if ((d->pg || file_exists(d->path)) && table_exists(d, "users"))
+        cr_assert_eq(count_rows(d, "users"), 0, "users written by a refused copy");
+}
+
+/* The usual pair of a test (.init = source_and_target, .fini = pair_done):
+ * src, an empty SQLite file; dst, an empty target (PostgreSQL under
+ * with-pg, SQLite otherwise). */
+static struct tdb src, dst;
+
+static void source_and_target(void)
+{
+    tdb_sqlite(&src);
+    tdb_target(&dst);
+}
+
+static void pair_done(void)
+{
+    tdb_done(&src);
+    tdb_done(&dst);
+}
+
+#define PAIR .init = source_and_target, .fini = pair_done
 
 /* ---- usage ------------------------------------------------------------------------- */
 
@@ -170,7 +232,7 @@ Test(cli_db, usage_and_help, .timeout = 60)
         {"db", "backup", "--to", "x.db", "--bogus"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        r = run_env(NULL, bad[i]);
+        r = run_env(NULL, NULL, bad[i]);
         cr_assert_eq(r.status, 2, "todo %s %s %s %s %s %s %s: exit %d, expected 2\n%s%s",
                      bad[i][0], bad[i][1], bad[i][2] ? bad[i][2] : "", bad[i][3] ? bad[i][3] : "",
                      bad[i][4] ? bad[i][4] : "", bad[i][5] ? bad[i][5] : "",
@@ -232,13 +294,7 @@ Test(cli_db, round_trip_is_identical_and_verify_passes_both_ways, .timeout = 180
         xu, xt, xu);
     sql_exec(&a, sql);
     free(sql);
-    if (pg_mode()) {
-        memset(&mid, 0, sizeof(mid));
-        mid.pg = true;
-        snprintf(mid.url, sizeof(mid.url), "%s", getenv("DATABASE_URL"));
-    } else {
-        tdb_sqlite(&mid);
-    }
+    tdb_shared(&mid);
     tdb_sqlite(&b);
 
     struct run r = RUN("db", "copy", "--from", a.url, "--to", mid.url, "--truncate", "--json");
@@ -246,10 +302,8 @@ Test(cli_db, round_trip_is_identical_and_verify_passes_both_ways, .timeout = 180
     json_t *j = json_of(&r);
     cr_assert(json_is_true(json_object_get(j, "ok")));
     cr_assert_str_eq(json_string_value(json_object_get(j, "layout")), "current");
-    cr_assert_eq(jint(json_table(j, "users"), "written"), 61);
-    cr_assert_eq(jint(json_table(j, "todos"), "written"), 3000);
-    cr_assert_eq(jint(json_table(j, "todos"), "read"), 3000);
-    cr_assert_eq(jint(json_table(j, "todos"), "rejected"), 0);
+    expect_copied(j, "users", 61, 61, 0);
+    expect_copied(j, "todos", 3000, 3000, 0);
     json_decref(j);
     run_free(&r);
 
@@ -346,28 +400,25 @@ static void make_legacy_app_db(const struct tdb *d)
     legacy_schema(d, true);
     for (size_t i = 0; i < NLUSERS; i++) {
         char hash[256], hex[33];
-        uuid_v4(lusers[i].id);
-        uuid_hex32(lusers[i].id, hex);
+        new_uuid(lusers[i].id, hex);
         bcrypt_hash(lusers[i].password, lusers[i].prefix, lusers[i].cost, hash, sizeof(hash));
-        char *sql = xfmt("INSERT INTO users VALUES ('%s', '%s', '%s', %s,"
-                         " '2019-05-06 07:08:%02zu.123456', %s, %d)",
-                         hex, lusers[i].email, hash, i % 2 ? "NULL" : "'Name é'", i,
-                         i % 2 ? "'2020-01-02 03:04:05.678901'" : "NULL", lusers[i].active);
-        sql_exec(d, sql);
-        free(sql);
+        sql_execf(d,
+                  "INSERT INTO users VALUES ('%s', '%s', '%s', %s,"
+                  " '2019-05-06 07:08:%02zu.123456', %s, %d)",
+                  hex, lusers[i].email, hash, i % 2 ? "NULL" : "'Name é'", i,
+                  i % 2 ? "'2020-01-02 03:04:05.678901'" : "NULL", lusers[i].active);
     }
     for (size_t i = 0; i < NLTASKS; i++) {
         char hex[33], uhex[33];
-        uuid_v4(ltasks[i].id);
-        uuid_hex32(ltasks[i].id, hex);
+        new_uuid(ltasks[i].id, hex);
         uuid_hex32(lusers[ltasks[i].user].id, uhex);
-        char *sql = xfmt("INSERT INTO tasks VALUES ('%s', '%s', '%s', %s, %d, %s,"
-                         " '2021-02-03 04:05:%02zu.987654', %s)",
-                         hex, uhex, ltasks[i].title, i % 3 ? "'some words'" : "NULL", ltasks[i].completed,
-                         ltasks[i].completed ? "'2021-02-04 10:00:00.000001'" : "NULL", i,
-                         i % 2 ? "NULL" : "'2021-02-05 06:07:08.999999'");
-        sql_exec(d, sql);
-        free(sql);
+        sql_execf(d,
+                  "INSERT INTO tasks VALUES ('%s', '%s', '%s', %s, %d, %s,"
+                  " '2021-02-03 04:05:%02zu.987654', %s)",
+                  hex, uhex, ltasks[i].title, i % 3 ? "'some words'" : "NULL",
+                  ltasks[i].completed,
+                  ltasks[i].completed ? "'2021-02-04 10:00:00.000001'" : "NULL", i,
+                  i % 2 ? "NULL" : "'2021-02-05 06:07:08.999999'");
     }
 }
 
@@ -439,11 +490,11 @@ static void check_todos(const struct server *s, const char *token, size_t ui)
 static void legacy_import_and_login(struct tdb *target, const char *to_url,
                                     const char *layout_flag)
 {
-    struct tdb src;
-    tdb_sqlite(&src);
-    make_legacy_app_db(&src);
+    struct tdb legacy;
+    tdb_sqlite(&legacy);
+    make_legacy_app_db(&legacy);
     /* the old app's spelling of its own file */
-    char *from = xfmt("sqlite+aiosqlite:///%s", src.path);
+    char *from = xfmt("sqlite+aiosqlite:///%s", legacy.path);
     if (to_url == NULL)
         to_url = target->url;
 
@@ -454,8 +505,8 @@ static void legacy_import_and_login(struct tdb *target, const char *to_url,
     EXPECT_EXIT(r, 0);
     json_t *j = json_of(&r);
     cr_assert_str_eq(json_string_value(json_object_get(j, "layout")), "legacy");
-    cr_assert_eq(jint(json_table(j, "users"), "written"), (long long)NLUSERS);
-    cr_assert_eq(jint(json_table(j, "todos"), "written"), (long long)NLTASKS);
+    expect_copied(j, "users", (long long)NLUSERS, (long long)NLUSERS, 0);
+    expect_copied(j, "todos", (long long)NLTASKS, (long long)NLTASKS, 0);
     json_decref(j);
     run_free(&r);
 
@@ -465,51 +516,34 @@ static void legacy_import_and_login(struct tdb *target, const char *to_url,
     cr_assert_eq(sql_int(target, "SELECT count(*) FROM todos WHERE version = 1"),
                  (long long)NLTASKS);
     for (size_t i = 0; i < NLUSERS; i++) {
-        char *email = canon_value(target, "users", lusers[i].id, "email");
-        char *want = lower_dup(lusers[i].email);
-        cr_assert_str_eq(email, want);
+        const char *id = lusers[i].id;
+        char *email = lower_dup(lusers[i].email);
+        expect_value(target, "users", id, "email", email, "user %zu: %s", i, lusers[i].email);
         free(email);
-        free(want);
-        char *created = canon_value(target, "users", lusers[i].id, "created_at");
-        char *updated = canon_value(target, "users", lusers[i].id, "updated_at");
         char *wc = xfmt("2019-05-06T07:08:%02zu.123Z", i);
-        cr_assert_str_eq(created, wc);
-        if (i % 2)
-            cr_assert_str_eq(updated, "2020-01-02T03:04:05.678Z");
-        else
-            cr_assert_str_eq(updated, created, "NULL updated_at must become created_at");
+        expect_value(target, "users", id, "created_at", wc, "user %zu", i);
+        expect_value(target, "users", id, "updated_at", i % 2 ? "2020-01-02T03:04:05.678Z" : wc,
+                     "user %zu: a NULL updated_at must become created_at", i);
         free(wc);
-        free(created);
-        free(updated);
-        char *act = canon_value(target, "users", lusers[i].id, "is_active");
-        cr_assert_eq(strcmp(act, "1") == 0, lusers[i].active == 1, "is_active of user %zu: %s", i,
-                     act);
-        free(act);
-        char *hash = canon_value(target, "users", lusers[i].id, "password_hash");
+        expect_value(target, "users", id, "is_active", lusers[i].active ? "1" : "0", "user %zu",
+                     i);
+        char *hash = canon_value(target, "users", id, "password_hash");
         cr_assert_eq(strncmp(hash, lusers[i].prefix, 4), 0, "hash of user %zu: %s", i, hash);
         free(hash);
-        char *name = canon_value(target, "users", lusers[i].id, "name");
-        cr_assert_str_eq(name, i % 2 ? "<NULL>" : "Name é");
-        free(name);
+        expect_value(target, "users", id, "name", i % 2 ? "<NULL>" : "Name é", "user %zu", i);
     }
     for (size_t i = 0; i < NLTASKS; i++) {
-        char *uid = canon_value(target, "todos", ltasks[i].id, "user_id");
-        cr_assert_str_eq(uid, lusers[ltasks[i].user].id);
-        free(uid);
-        char *upd = canon_value(target, "todos", ltasks[i].id, "updated_at");
-        char *cre = canon_value(target, "todos", ltasks[i].id, "created_at");
+        const char *id = ltasks[i].id;
+        expect_value(target, "todos", id, "user_id", lusers[ltasks[i].user].id, "task %zu", i);
         char *wc = xfmt("2021-02-03T04:05:%02zu.987Z", i);
-        cr_assert_str_eq(cre, wc);
-        cr_assert_str_eq(upd, i % 2 ? wc : "2021-02-05T06:07:08.999Z");
+        expect_value(target, "todos", id, "created_at", wc, "task %zu", i);
+        expect_value(target, "todos", id, "updated_at", i % 2 ? wc : "2021-02-05T06:07:08.999Z",
+                     "task %zu: a NULL updated_at must become created_at", i);
         free(wc);
-        free(upd);
-        free(cre);
-        char *ca = canon_value(target, "todos", ltasks[i].id, "completed_at");
-        cr_assert_str_eq(ca, ltasks[i].completed ? "2021-02-04T10:00:00.000Z" : "<NULL>");
-        free(ca);
-        char *desc = canon_value(target, "todos", ltasks[i].id, "description");
-        cr_assert_str_eq(desc, i % 3 ? "some words" : "<NULL>");
-        free(desc);
+        expect_value(target, "todos", id, "completed_at",
+                     ltasks[i].completed ? "2021-02-04T10:00:00.000Z" : "<NULL>", "task %zu", i);
+        expect_value(target, "todos", id, "description", i % 3 ? "some words" : "<NULL>",
+                     "task %zu", i);
     }
     verify_expect(from, to_url, 0);
     r = RUN("db", "verify", "--source", from, "--target", to_url, "--source-layout",
@@ -564,7 +598,7 @@ static void legacy_import_and_login(struct tdb *target, const char *to_url,
     free(all);
     run_free(&r);
     free(from);
-    tdb_done(&src);
+    tdb_done(&legacy);
 }
 
 Test(cli_db, legacy_import_into_sqlite_and_log_in_with_old_passwords, .timeout = 180)
@@ -588,33 +622,24 @@ Test(cli_db, legacy_import_into_postgres_and_log_in_with_old_passwords, .timeout
     tdb_done(&t);
 }
 
-Test(cli_db, legacy_emails_colliding_once_lower_cased_are_an_error_naming_both, .timeout = 60)
+Test(cli_db, legacy_emails_colliding_once_lower_cased_are_an_error_naming_both, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
     char a[37], b[37], ha[33], hb[33];
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     legacy_schema(&src, true);
-    uuid_v4(a);
-    uuid_v4(b);
-    uuid_hex32(a, ha);
-    uuid_hex32(b, hb);
-    char *sql = xfmt("INSERT INTO users VALUES ('%s', 'Ann@Example.com', 'x', NULL,"
-                     " '2020-01-01 00:00:00', NULL, 1);"
-                     "INSERT INTO users VALUES ('%s', 'ann@example.COM', 'y', NULL,"
-                     " '2020-01-01 00:00:00', NULL, 1);",
-                     ha, hb);
-    sql_exec(&src, sql);
-    free(sql);
+    new_uuid(a, ha);
+    new_uuid(b, hb);
+    sql_execf(&src,
+              "INSERT INTO users VALUES ('%s', 'Ann@Example.com', 'x', NULL,"
+              " '2020-01-01 00:00:00', NULL, 1);"
+              "INSERT INTO users VALUES ('%s', 'ann@example.COM', 'y', NULL,"
+              " '2020-01-01 00:00:00', NULL, 1);",
+              ha, hb);
     struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url);
     EXPECT_EXIT(r, 1);
     expect_key(r.err, a);
     expect_key(r.err, b);
     run_free(&r);
-    if ((dst.pg || file_exists(dst.path)) && table_exists(&dst, "users"))
-        cr_assert_eq(count_rows(&dst, "users"), 0);
-    tdb_done(&src);
-    tdb_done(&dst);
+    expect_no_users(&dst);
 }
 
 /* ---- conversion rules --------------------------------------------------------------------- */
@@ -656,6 +681,14 @@ static const struct conv_case ts_cases[] = {
     {"-1", "1969-12-31T23:59:59.000Z"},
 };
 
+/* s with its hex digits a-f upper-cased, in place. */
+static char *upper_hex(char *s)
+{
+    for (char *p = s; *p; p++)
+        *p = (char)((*p >= 'a' && *p <= 'f') ? *p - 32 : *p);
+    return s;
+}
+
 /* How an id is stored: 32 hex, 32 HEX, 36 canonical, 36 upper, 16-byte blob. */
 static char *id_literal(const char *canon, int form)
 {
@@ -664,30 +697,19 @@ static char *id_literal(const char *canon, int form)
     switch (form % 5) {
     case 0:
         return xfmt("'%s'", hex);
-    case 1: {
-        char *s = xfmt("'%s'", hex);
-        for (char *p = s; *p; p++)
-            *p = (char)((*p >= 'a' && *p <= 'f') ? *p - 32 : *p);
-        return s;
-    }
+    case 1:
+        return upper_hex(xfmt("'%s'", hex));
     case 2:
         return xfmt("'%s'", canon);
-    case 3: {
-        char *s = xfmt("'%s'", canon);
-        for (char *p = s; *p; p++)
-            *p = (char)((*p >= 'a' && *p <= 'f') ? *p - 32 : *p);
-        return s;
-    }
+    case 3:
+        return upper_hex(xfmt("'%s'", canon));
     default:
         return xfmt("X'%s'", hex);
     }
 }
 
-Test(cli_db, each_conversion_rule, .timeout = 120)
+Test(cli_db, each_conversion_rule, PAIR, .timeout = 120)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     legacy_schema(&src, false);
 
     /* users: each id form; is_active and timestamps in several forms */
@@ -699,11 +721,9 @@ Test(cli_db, each_conversion_rule, .timeout = 120)
     for (int i = 0; i < 5; i++) {
         uuid_v4(uid[i]);
         char *lit = id_literal(uid[i], i);
-        char *sql = xfmt("INSERT INTO users VALUES (%s, 'conv%d@example.com', 'h', %s, %s, %s, %s)",
-                         lit, i, i == 0 ? "NULL" : "'N'", u_created[i],
-                         i == 2 ? "NULL" : "'2020-06-01 12:00:00'", u_active[i]);
-        sql_exec(&src, sql);
-        free(sql);
+        sql_execf(&src, "INSERT INTO users VALUES (%s, 'conv%d@example.com', 'h', %s, %s, %s, %s)",
+                  lit, i, i == 0 ? "NULL" : "'N'", u_created[i],
+                  i == 2 ? "NULL" : "'2020-06-01 12:00:00'", u_active[i]);
         free(lit);
     }
     /* todos: one per boolean form, one per timestamp form; ids and user_ids
@@ -717,125 +737,89 @@ Test(cli_db, each_conversion_rule, .timeout = 120)
         char *ulit = id_literal(uid[i % 5], (int)(i % 5)); /* as its user's id */
         const char *completed = i < nb ? bool_cases[i].stored : "0";
         const char *created = i < nb ? "'2022-02-02 02:02:02'" : ts_cases[i - nb].stored;
-        char *sql = xfmt("INSERT INTO tasks VALUES (%s, %s, 'conversion %zu', %s, %s, %s, %s, %s)",
-                         lit, ulit, i, i % 2 ? "NULL" : "X'68c3a97a'", completed,
-                         i == 0 ? "'2022-03-03 03:03:03.333'" : "NULL", created,
-                         i % 3 ? "NULL" : "'2023-01-01 00:00:00Z'");
-        sql_exec(&src, sql);
-        free(sql);
+        sql_execf(&src, "INSERT INTO tasks VALUES (%s, %s, 'conversion %zu', %s, %s, %s, %s, %s)",
+                  lit, ulit, i, i % 2 ? "NULL" : "X'68c3a97a'", completed,
+                  i == 0 ? "'2022-03-03 03:03:03.333'" : "NULL", created,
+                  i % 3 ? "NULL" : "'2023-01-01 00:00:00Z'");
         free(lit);
         free(ulit);
     }
 
-    struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    copy_ok(src.url, dst.url);
     cr_assert_eq(count_rows(&dst, "users"), 5);
     cr_assert_eq(count_rows(&dst, "todos"), (long long)(nb + nt));
 
     for (int i = 0; i < 5; i++) {
-        char *v = canon_value(&dst, "users", uid[i], "is_active");
-        cr_assert_str_eq(v, (i == 0 || i == 1 || i == 3) ? "1" : "0", "is_active stored as %s",
-                         u_active[i]);
-        free(v);
-        v = canon_value(&dst, "users", uid[i], "created_at");
-        cr_assert_str_eq(v, i == 1 ? "2020-01-01T00:00:00.500Z" : "2020-01-01T00:00:00.000Z",
-                         "created_at stored as %s", u_created[i]);
-        free(v);
-        v = canon_value(&dst, "users", uid[i], "updated_at");
-        cr_assert_str_eq(v, i == 2 ? "2020-01-01T00:00:00.000Z" : "2020-06-01T12:00:00.000Z");
-        free(v);
-        v = canon_value(&dst, "users", uid[i], "name");
-        cr_assert_str_eq(v, i == 0 ? "<NULL>" : "N", "NULL must stay NULL");
-        free(v);
+        expect_value(&dst, "users", uid[i], "is_active", (i == 0 || i == 1 || i == 3) ? "1" : "0",
+                     "stored as %s", u_active[i]);
+        expect_value(&dst, "users", uid[i], "created_at",
+                     i == 1 ? "2020-01-01T00:00:00.500Z" : "2020-01-01T00:00:00.000Z",
+                     "stored as %s", u_created[i]);
+        expect_value(&dst, "users", uid[i], "updated_at",
+                     i == 2 ? "2020-01-01T00:00:00.000Z" : "2020-06-01T12:00:00.000Z",
+                     "user %d: NULL becomes created_at", i);
+        expect_value(&dst, "users", uid[i], "name", i == 0 ? "<NULL>" : "N",
+                     "user %d: NULL must stay NULL", i);
     }
     for (size_t i = 0; i < nb + nt; i++) {
-        char *v = canon_value(&dst, "todos", tid[i], "completed");
-        cr_assert_str_eq(v, i < nb ? bool_cases[i].want : "0", "completed stored as %s",
-                         i < nb ? bool_cases[i].stored : "0");
-        free(v);
-        v = canon_value(&dst, "todos", tid[i], "created_at");
+        expect_value(&dst, "todos", tid[i], "completed", i < nb ? bool_cases[i].want : "0",
+                     "stored as %s", i < nb ? bool_cases[i].stored : "0");
         const char *wc = i < nb ? "2022-02-02T02:02:02.000Z" : ts_cases[i - nb].want;
-        cr_assert_str_eq(v, wc, "created_at stored as %s",
-                         i < nb ? "'2022-02-02 02:02:02'" : ts_cases[i - nb].stored);
-        free(v);
-        v = canon_value(&dst, "todos", tid[i], "updated_at");
-        cr_assert_str_eq(v, i % 3 ? wc : "2023-01-01T00:00:00.000Z",
-                         "updated_at (NULL: created_at) of todo %zu", i);
-        free(v);
-        v = canon_value(&dst, "todos", tid[i], "user_id");
-        cr_assert_str_eq(v, uid[i % 5], "user_id of todo %zu", i);
-        free(v);
-        v = canon_value(&dst, "todos", tid[i], "description");
-        cr_assert_str_eq(v, i % 2 ? "<NULL>" : "héz", "description of todo %zu", i);
-        free(v);
-        v = canon_value(&dst, "todos", tid[i], "completed_at");
-        cr_assert_str_eq(v, i == 0 ? "2022-03-03T03:03:03.333Z" : "<NULL>");
-        free(v);
+        expect_value(&dst, "todos", tid[i], "created_at", wc, "stored as %s",
+                     i < nb ? "'2022-02-02 02:02:02'" : ts_cases[i - nb].stored);
+        expect_value(&dst, "todos", tid[i], "updated_at", i % 3 ? wc : "2023-01-01T00:00:00.000Z",
+                     "todo %zu: NULL becomes created_at", i);
+        expect_value(&dst, "todos", tid[i], "user_id", uid[i % 5], "todo %zu", i);
+        expect_value(&dst, "todos", tid[i], "description", i % 2 ? "<NULL>" : "héz", "todo %zu",
+                     i);
+        expect_value(&dst, "todos", tid[i], "completed_at",
+                     i == 0 ? "2022-03-03T03:03:03.333Z" : "<NULL>", "todo %zu", i);
     }
     free(tid);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* A user_id names its user whatever uuid form each is stored in (the rules
  * accept every form, so the target's foreign key holds). */
-Test(cli_db, a_user_id_stored_in_another_uuid_form_names_its_user, .timeout = 60)
+Test(cli_db, a_user_id_stored_in_another_uuid_form_names_its_user, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     legacy_schema(&src, false);
     char u[37], t[5][37];
     uuid_v4(u);
     char *lit = id_literal(u, 0); /* 32 lower-case hex, as the old app stored it */
-    char *sql = xfmt("INSERT INTO users VALUES (%s, 'form@example.com', 'h', NULL,"
-                     " '2020-01-01 00:00:00', NULL, 1)",
-                     lit);
-    sql_exec(&src, sql);
-    free(sql);
+    sql_execf(&src,
+              "INSERT INTO users VALUES (%s, 'form@example.com', 'h', NULL,"
+              " '2020-01-01 00:00:00', NULL, 1)",
+              lit);
     free(lit);
     for (int f = 0; f < 5; f++) {
         uuid_v4(t[f]);
         char *tl = id_literal(t[f], 0), *ul = id_literal(u, f);
-        sql = xfmt("INSERT INTO tasks VALUES (%s, %s, 'form %d', NULL, 0, NULL, '2020-01-01',"
-                   " NULL)",
-                   tl, ul, f);
-        sql_exec(&src, sql);
-        free(sql);
+        sql_execf(&src,
+                  "INSERT INTO tasks VALUES (%s, %s, 'form %d', NULL, 0, NULL, '2020-01-01',"
+                  " NULL)",
+                  tl, ul, f);
         free(tl);
         free(ul);
     }
-    struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    for (int f = 0; f < 5; f++) {
-        char *v = canon_value(&dst, "todos", t[f], "user_id");
-        cr_assert_str_eq(v, u);
-        free(v);
-    }
-    tdb_done(&src);
-    tdb_done(&dst);
+    copy_ok(src.url, dst.url);
+    for (int f = 0; f < 5; f++)
+        expect_value(&dst, "todos", t[f], "user_id", u, "user_id stored in form %d", f);
 }
 
 /* Naive timestamps in --source-timezone; values with an offset or epoch
  * numbers are not affected; verify needs the same zone. */
 #define NTZ 6
-Test(cli_db, naive_timestamps_in_the_source_timezone, .timeout = 90)
+Test(cli_db, naive_timestamps_in_the_source_timezone, PAIR, .timeout = 90)
 {
-    struct tdb src, dst, dst2;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
+    struct tdb dst2;
     tdb_sqlite(&dst2);
     legacy_schema(&src, true);
     char u[37], hu[33], t[NTZ][37];
-    uuid_v4(u);
-    uuid_hex32(u, hu);
-    char *sql = xfmt("INSERT INTO users VALUES ('%s', 'tz@example.com', 'h', NULL,"
-                     " '2021-03-04 05:06:07', '2021-07-04 05:06:07', 1)",
-                     hu);
-    sql_exec(&src, sql);
-    free(sql);
+    new_uuid(u, hu);
+    sql_execf(&src,
+              "INSERT INTO users VALUES ('%s', 'tz@example.com', 'h', NULL,"
+              " '2021-03-04 05:06:07', '2021-07-04 05:06:07', 1)",
+              hu);
     /* the last two: a wall-clock time that occurs twice in Berlin (the later
      * instant) and one that does not exist (the offset before the change),
      * as PostgreSQL reads them */
@@ -850,50 +834,31 @@ Test(cli_db, naive_timestamps_in_the_source_timezone, .timeout = 90)
                                           "2021-10-30T21:00:00.000Z", "2021-03-27T21:00:00.000Z"};
     for (int i = 0; i < NTZ; i++) {
         char h[33];
-        uuid_v4(t[i]);
-        uuid_hex32(t[i], h);
-        sql = xfmt("INSERT INTO tasks VALUES ('%s', '%s', 'tz %d', NULL, 0, NULL, %s, NULL)", h,
-                   hu, i, created[i]);
-        sql_exec(&src, sql);
-        free(sql);
+        new_uuid(t[i], h);
+        sql_execf(&src, "INSERT INTO tasks VALUES ('%s', '%s', 'tz %d', NULL, 0, NULL, %s, NULL)",
+                  h, hu, i, created[i]);
     }
-    struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--source-timezone",
-                       "Europe/Berlin");
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    for (int i = 0; i < NTZ; i++) {
-        char *v = canon_value(&dst, "todos", t[i], "created_at");
-        cr_assert_str_eq(v, berlin[i], "Europe/Berlin: %s", created[i]);
-        free(v);
-    }
-    char *v = canon_value(&dst, "users", u, "created_at");
-    cr_assert_str_eq(v, "2021-03-04T04:06:07.000Z");
-    free(v);
-    v = canon_value(&dst, "users", u, "updated_at");
-    cr_assert_str_eq(v, "2021-07-04T03:06:07.000Z");
-    free(v);
+    EXPECT_RUN(0, "db", "copy", "--from", src.url, "--to", dst.url, "--source-timezone",
+               "Europe/Berlin");
+    for (int i = 0; i < NTZ; i++)
+        expect_value(&dst, "todos", t[i], "created_at", berlin[i], "Europe/Berlin: %s",
+                     created[i]);
+    expect_value(&dst, "users", u, "created_at", "2021-03-04T04:06:07.000Z", "Europe/Berlin");
+    expect_value(&dst, "users", u, "updated_at", "2021-07-04T03:06:07.000Z", "Europe/Berlin");
 
-    r = RUN("db", "verify", "--source", src.url, "--target", dst.url, "--source-timezone",
-            "Europe/Berlin");
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    r = RUN("db", "verify", "--source", src.url, "--target", dst.url);
+    EXPECT_RUN(0, "db", "verify", "--source", src.url, "--target", dst.url, "--source-timezone",
+               "Europe/Berlin");
+    struct run r = RUN("db", "verify", "--source", src.url, "--target", dst.url);
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.out, t[0]);
     EXPECT_IN(r.out, "created_at");
     EXPECT_NOT_IN(r.out, t[2]); /* had an offset: the same either way */
     run_free(&r);
 
-    r = RUN("db", "copy", "--from", src.url, "--to", dst2.url, "--source-timezone", "+05:30");
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    for (int i = 0; i < NTZ; i++) {
-        v = canon_value(&dst2, "todos", t[i], "created_at");
-        cr_assert_str_eq(v, plus530[i], "+05:30: %s", created[i]);
-        free(v);
-    }
-    tdb_done(&src);
-    tdb_done(&dst);
+    EXPECT_RUN(0, "db", "copy", "--from", src.url, "--to", dst2.url, "--source-timezone",
+               "+05:30");
+    for (int i = 0; i < NTZ; i++)
+        expect_value(&dst2, "todos", t[i], "created_at", plus530[i], "+05:30: %s", created[i]);
     tdb_done(&dst2);
 }
 
@@ -958,44 +923,35 @@ static void make_good_legacy(const struct tdb *d, char user[37], char task[37])
 {
     char hu[33], ht[33];
     legacy_schema(d, false);
-    uuid_v4(user);
-    uuid_v4(task);
-    uuid_hex32(user, hu);
-    uuid_hex32(task, ht);
-    char *sql = xfmt("INSERT INTO users VALUES ('%s', 'good@example.com', 'h', 'G',"
-                     " '2020-01-01 00:00:00', NULL, 1);"
-                     "INSERT INTO tasks VALUES ('%s', '%s', 'good', NULL, 0, NULL,"
-                     " '2020-01-01 00:00:00', NULL);",
-                     hu, ht, hu);
-    sql_exec(d, sql);
-    free(sql);
+    new_uuid(user, hu);
+    new_uuid(task, ht);
+    sql_execf(d,
+              "INSERT INTO users VALUES ('%s', 'good@example.com', 'h', 'G',"
+              " '2020-01-01 00:00:00', NULL, 1);"
+              "INSERT INTO tasks VALUES ('%s', '%s', 'good', NULL, 0, NULL,"
+              " '2020-01-01 00:00:00', NULL);",
+              hu, ht, hu);
 }
 
 /* Every rejection: exit 1; the message names table, id, column, value; the
  * target (holding rows of an earlier copy, --truncate given) is unchanged. */
-Test(cli_db, each_rejection_names_the_row_and_leaves_the_target_unchanged, .timeout = 150)
+Test(cli_db, each_rejection_names_the_row_and_leaves_the_target_unchanged, PAIR, .timeout = 150)
 {
-    struct tdb dst, seed;
-    tdb_target(&dst);
-    tdb_sqlite(&seed);
-    make_current(&seed, 3, 10);
-    copy_ok(seed.url, dst.url);
+    make_current(&src, 3, 10);
+    copy_ok(src.url, dst.url);
     char *before = canon_all(&dst);
 
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         const struct bad_case *c = &bad_cases[i];
-        struct tdb src;
+        struct tdb bad_src;
         char gu[37], gt[37], bad[37], hb[33], hg[33];
-        tdb_sqlite(&src);
-        make_good_legacy(&src, gu, gt);
-        uuid_v4(bad);
-        uuid_hex32(bad, hb);
+        tdb_sqlite(&bad_src);
+        make_good_legacy(&bad_src, gu, gt);
+        new_uuid(bad, hb);
         uuid_hex32(gu, hg);
-        char *sql = xfmt(c->sql, hb, hg);
-        sql_exec(&src, sql);
-        free(sql);
+        sql_execf(&bad_src, c->sql, hb, hg);
 
-        struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--truncate");
+        struct run r = RUN("db", "copy", "--from", bad_src.url, "--to", dst.url, "--truncate");
         cr_assert_eq(r.status, 1, "case %zu (%s.%s): exit %d, expected 1\n%s%s", i, c->table,
                      c->column, r.status, r.out, r.err);
         bool named_table = strcmp(c->table, "users") == 0
@@ -1012,102 +968,76 @@ Test(cli_db, each_rejection_names_the_row_and_leaves_the_target_unchanged, .time
         run_free(&r);
 
         /* --dry-run finds it too */
-        r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--truncate", "--dry-run");
+        r = RUN("db", "copy", "--from", bad_src.url, "--to", dst.url, "--truncate", "--dry-run");
         cr_assert_eq(r.status, 1, "case %zu dry run: exit %d\n%s%s", i, r.status, r.out, r.err);
         expect_key(r.err, bad);
         run_free(&r);
-        tdb_done(&src);
+        tdb_done(&bad_src);
     }
-    char *after = canon_all(&dst);
-    expect_same("target before and after the rejected copies", before, after);
-    free(before);
-    free(after);
-    tdb_done(&seed);
-    tdb_done(&dst);
+    expect_unchanged(&dst, before, "target before and after the rejected copies");
 }
 
 /* Two rows whose ids spell one uuid differently: the target's primary key
  * refuses them, and nothing is written. */
-Test(cli_db, one_uuid_spelt_twice_fails_the_copy_and_writes_nothing, .timeout = 60)
+Test(cli_db, one_uuid_spelt_twice_fails_the_copy_and_writes_nothing, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
     char gu[37], gt[37], hg[33], ht[33];
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_good_legacy(&src, gu, gt);
     uuid_hex32(gu, hg);
     uuid_hex32(gt, ht);
-    char *sql = xfmt("INSERT INTO tasks VALUES ('%s', '%s', 'twin', NULL, 0, NULL, '2020-01-01',"
-                     " NULL)",
-                     gt, hg); /* the canonical spelling of the hex id already there */
-    sql_exec(&src, sql);
-    free(sql);
+    /* the canonical spelling of the hex id already there */
+    sql_execf(&src,
+              "INSERT INTO tasks VALUES ('%s', '%s', 'twin', NULL, 0, NULL, '2020-01-01', NULL)",
+              gt, hg);
     struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url);
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.out, "failed: nothing was written");
     run_free(&r);
     cr_assert_eq(count_rows(&dst, "users"), 0);
     cr_assert_eq(count_rows(&dst, "todos"), 0);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
-Test(cli_db, on_error_skip_writes_the_reject_file_and_copies_the_rest, .timeout = 90)
+Test(cli_db, on_error_skip_writes_the_reject_file_and_copies_the_rest, PAIR, .timeout = 90)
 {
-    struct tdb src, dst;
     char gu[37], gt[37], bu[37], bt1[37], bt2[37], bt3[37], gt2[37];
     char hgu[33], hbu[33], h1[33], h2[33], h3[33], hg2[33];
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_good_legacy(&src, gu, gt);
-    uuid_v4(bu);
-    uuid_v4(bt1);
-    uuid_v4(bt2);
-    uuid_v4(bt3);
-    uuid_v4(gt2);
     uuid_hex32(gu, hgu);
-    uuid_hex32(bu, hbu);
-    uuid_hex32(bt1, h1);
-    uuid_hex32(bt2, h2);
-    uuid_hex32(bt3, h3);
-    uuid_hex32(gt2, hg2);
+    new_uuid(bu, hbu);
+    new_uuid(bt1, h1);
+    new_uuid(bt2, h2);
+    new_uuid(bt3, h3);
+    new_uuid(gt2, hg2);
     /* a bad user with two (good) todos; a bad todo of the good user; a
      * second good todo */
-    char *sql = xfmt("INSERT INTO users VALUES ('%s', 'bad@example.com', 'h', NULL,"
-                     " '2020-01-01 00:00:00', NULL, 'perhaps');"
-                     "INSERT INTO tasks VALUES ('%s', '%s', 'of bad 1', NULL, 0, NULL,"
-                     " '2020-01-01', NULL);"
-                     "INSERT INTO tasks VALUES ('%s', '%s', 'of bad 2', NULL, 0, NULL,"
-                     " '2020-01-01', NULL);"
-                     "INSERT INTO tasks VALUES ('%s', '%s', 'bad time', NULL, 0, NULL,"
-                     " 'half past never', NULL);"
-                     "INSERT INTO tasks VALUES ('%s', '%s', 'good 2', NULL, 1, '2020-02-02',"
-                     " '2020-01-01', NULL);",
-                     hbu, h1, hbu, h2, hbu, h3, hgu, hg2, hgu);
-    sql_exec(&src, sql);
-    free(sql);
+    sql_execf(&src,
+              "INSERT INTO users VALUES ('%s', 'bad@example.com', 'h', NULL,"
+              " '2020-01-01 00:00:00', NULL, 'perhaps');"
+              "INSERT INTO tasks VALUES ('%s', '%s', 'of bad 1', NULL, 0, NULL,"
+              " '2020-01-01', NULL);"
+              "INSERT INTO tasks VALUES ('%s', '%s', 'of bad 2', NULL, 0, NULL,"
+              " '2020-01-01', NULL);"
+              "INSERT INTO tasks VALUES ('%s', '%s', 'bad time', NULL, 0, NULL,"
+              " 'half past never', NULL);"
+              "INSERT INTO tasks VALUES ('%s', '%s', 'good 2', NULL, 1, '2020-02-02',"
+              " '2020-01-01', NULL);",
+              hbu, h1, hbu, h2, hbu, h3, hgu, hg2, hgu);
     char rej[800];
     snprintf(rej, sizeof(rej), "%s/rejects.jsonl", src.dir);
-    write_text(rej, "stale line from an earlier run\n");
+    write_text(rej, "stale line from an earlier run\n", "w");
 
     struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--on-error=skip",
                        "--reject-file", rej, "--json");
     EXPECT_EXIT(r, 0);
     json_t *j = json_of(&r);
-    cr_assert_eq(jint(json_table(j, "users"), "read"), 2);
-    cr_assert_eq(jint(json_table(j, "users"), "written"), 1);
-    cr_assert_eq(jint(json_table(j, "users"), "rejected"), 1);
-    cr_assert_eq(jint(json_table(j, "todos"), "read"), 5);
-    cr_assert_eq(jint(json_table(j, "todos"), "written"), 2);
-    cr_assert_eq(jint(json_table(j, "todos"), "rejected"), 3);
+    expect_copied(j, "users", 2, 1, 1);
+    expect_copied(j, "todos", 5, 2, 3);
     json_decref(j);
     run_free(&r);
 
     cr_assert_eq(count_rows(&dst, "users"), 1);
     cr_assert_eq(count_rows(&dst, "todos"), 2);
-    char *v = canon_value(&dst, "todos", gt2, "completed_at");
-    cr_assert_str_eq(v, "2020-02-02T00:00:00.000Z");
-    free(v);
+    expect_value(&dst, "todos", gt2, "completed_at", "2020-02-02T00:00:00.000Z", "2020-02-02");
 
     char *text = read_all(rej);
     EXPECT_NOT_IN(text, "stale line");
@@ -1173,18 +1103,13 @@ Test(cli_db, on_error_skip_writes_the_reject_file_and_copies_the_rest, .timeout 
     EXPECT_IN(r.out, "4 rows rejected");
     run_free(&r);
     text = read_all(rej);
-    int n = 0;
-    for (char *p = strchr(text, '\n'); p != NULL; p = strchr(p + 1, '\n'))
-        n++;
-    cr_assert_eq(n, 4, "dry run reject file: %s", text);
+    cr_assert_eq(count_of(text, "\n"), 4, "dry run reject file: %s", text);
     free(text);
     if (dry.pg)
         cr_assert_eq(table_exists(&dry, "users"), 0);
     else
         cr_assert(!file_exists(dry.path));
     tdb_done(&dry);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* ---- kill -9 in the middle of a copy --------------------------------------------------------- */
@@ -1205,13 +1130,13 @@ static long rss_anon_kb(pid_t pid)
 #define KILL_TODOS 150000
 
 /* The copy process is in the middle of loading todos. */
-static bool copy_in_progress(const struct tdb *dst)
+static bool copy_in_progress(const struct tdb *target)
 {
-    if (dst->pg) {
+    if (target->pg) {
         char *sql = xfmt("SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND"
                          " query ILIKE 'COPY%%todos%%' AND state = 'active'",
-                         dst->name);
-        long long n = sql_int(dst, sql);
+                         target->name);
+        long long n = sql_int(target, sql);
         free(sql);
         return n > 0;
     }
@@ -1219,25 +1144,22 @@ static bool copy_in_progress(const struct tdb *dst)
     struct stat st;
     char w[800];
     off_t size = 0;
-    snprintf(w, sizeof(w), "%s-wal", dst->path);
-    if (stat(dst->path, &st) == 0)
+    snprintf(w, sizeof(w), "%s-wal", target->path);
+    if (stat(target->path, &st) == 0)
         size += st.st_size;
     if (stat(w, &st) == 0)
         size += st.st_size;
     return size > (8 << 20);
 }
 
-Test(cli_db, kill_9_in_the_middle_of_a_copy_leaves_the_target_empty, .timeout = 240)
+Test(cli_db, kill_9_in_the_middle_of_a_copy_leaves_the_target_empty, PAIR, .timeout = 240)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_bulk(&src, 1000, KILL_TODOS, 600);
 
     struct proc p;
     const char *args[] = {"db", "copy", "--from", src.url, "--to", dst.url, NULL};
     int64_t started = mono_ms();
-    proc_start(&p, args, NULL);
+    proc_start(&p, args, NULL, NULL);
     bool seen = false;
     int st;
     for (int64_t end = mono_ms() + 60000; mono_ms() < end && !seen; sleep_ms(10)) {
@@ -1273,13 +1195,9 @@ Test(cli_db, kill_9_in_the_middle_of_a_copy_leaves_the_target_empty, .timeout = 
 
     /* the re-run, watching the copy's anonymous memory (heap, caches; not
      * the file pages it maps): bounded, not growing with the rows */
-    proc_start(&p, args, NULL);
+    proc_start(&p, args, NULL, NULL);
     long peak = 0;
-    for (;;) {
-        siginfo_t si = {0};
-        cr_assert_eq(waitid(P_PID, (id_t)p.pid, &si, WEXITED | WNOHANG | WNOWAIT), 0);
-        if (si.si_pid != 0)
-            break; /* exited (not reaped yet: proc_finish does) */
+    while (proc_running(p.pid)) { /* (not reaped: proc_finish does) */
         long kb = rss_anon_kb(p.pid);
         peak = kb > peak ? kb : peak;
         sleep_ms(20);
@@ -1297,17 +1215,12 @@ Test(cli_db, kill_9_in_the_middle_of_a_copy_leaves_the_target_empty, .timeout = 
 #endif
     cr_assert_eq(count_rows(&dst, "todos"), KILL_TODOS);
     verify_expect(src.url, dst.url, 0);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* ---- verify finds what was changed by hand --------------------------------------------------- */
 
-Test(cli_db, verify_names_rows_changed_deleted_and_added_on_the_target, .timeout = 120)
+Test(cli_db, verify_names_rows_changed_deleted_and_added_on_the_target, PAIR, .timeout = 120)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_current(&src, 40, 3000);
     copy_ok(src.url, dst.url);
     verify_expect(src.url, dst.url, 0);
@@ -1328,33 +1241,30 @@ Test(cli_db, verify_names_rows_changed_deleted_and_added_on_the_target, .timeout
     /* updated_at moved by one millisecond */
     char *upd = canon_value(&dst, "todos", ms_changed, "updated_at");
     upd[22] = upd[22] == '9' ? '8' : (char)(upd[22] + 1);
-    char *sql = xfmt("UPDATE todos SET title = 'changed by hand' WHERE id = '%s';"
-                     "UPDATE todos SET updated_at = '%s' WHERE id = '%s';"
-                     "DELETE FROM todos WHERE id = '%s';"
-                     "UPDATE users SET is_active = %s WHERE id = '%s';"
-                     "INSERT INTO users (id, email, password_hash, name, is_active, created_at,"
-                     " updated_at) VALUES ('%s', 'added@example.com', 'h', NULL, %s,"
-                     " '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z');"
-                     "INSERT INTO todos (id, user_id, title, description, completed,"
-                     " completed_at, created_at, updated_at, version) VALUES ('%s', '%s', 'added',"
-                     " NULL, %s, NULL, '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 1);",
-                     changed, upd, ms_changed, deleted,
-                     dst.pg ? "NOT is_active" : "1 - is_active", uchanged, uadded,
-                     dst.pg ? "true" : "1", added, uadded, dst.pg ? "false" : "0");
-    sql_exec(&dst, sql);
-    free(sql);
+    sql_execf(&dst,
+              "UPDATE todos SET title = 'changed by hand' WHERE id = '%s';"
+              "UPDATE todos SET updated_at = '%s' WHERE id = '%s';"
+              "DELETE FROM todos WHERE id = '%s';"
+              "UPDATE users SET is_active = %s WHERE id = '%s';"
+              "INSERT INTO users (id, email, password_hash, name, is_active, created_at,"
+              " updated_at) VALUES ('%s', 'added@example.com', 'h', NULL, %s,"
+              " '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z');"
+              "INSERT INTO todos (id, user_id, title, description, completed,"
+              " completed_at, created_at, updated_at, version) VALUES ('%s', '%s', 'added',"
+              " NULL, %s, NULL, '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 1);",
+              changed, upd, ms_changed, deleted,
+              dst.pg ? "NOT is_active" : "1 - is_active", uchanged, uadded,
+              dst.pg ? "true" : "1", added, uadded, dst.pg ? "false" : "0");
     free(upd);
     /* extra rows before the first and after the last source key */
     static const char *const edge[] = {"00000000-0000-4000-8000-000000000000",
                                        "ffffffff-ffff-4fff-bfff-ffffffffffff"};
-    for (int i = 0; i < 2; i++) {
-        sql = xfmt("INSERT INTO todos (id, user_id, title, description, completed, completed_at,"
-                   " created_at, updated_at, version) VALUES ('%s', '%s', 'edge', NULL, %s, NULL,"
-                   " '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 1);",
-                   edge[i], uadded, dst.pg ? "false" : "0");
-        sql_exec(&dst, sql);
-        free(sql);
-    }
+    for (int i = 0; i < 2; i++)
+        sql_execf(&dst,
+                  "INSERT INTO todos (id, user_id, title, description, completed, completed_at,"
+                  " created_at, updated_at, version) VALUES ('%s', '%s', 'edge', NULL, %s, NULL,"
+                  " '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 1);",
+                  edge[i], uadded, dst.pg ? "false" : "0");
 
     struct run r = RUN("db", "verify", "--source", src.url, "--target", dst.url);
     EXPECT_EXIT(r, 1);
@@ -1418,28 +1328,21 @@ Test(cli_db, verify_names_rows_changed_deleted_and_added_on_the_target, .timeout
     cr_assert_eq(jint(t, "missing"), 0);
     json_decref(j);
     run_free(&r);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* A source row that cannot be converted: verify cannot tell (exit 2), and
  * names the row as copy would. */
-Test(cli_db, verify_of_an_unconvertible_source_row_is_an_error, .timeout = 60)
+Test(cli_db, verify_of_an_unconvertible_source_row_is_an_error, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
     char gu[37], gt[37], bad[37], hb[33], hg[33];
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_good_legacy(&src, gu, gt);
     copy_ok(src.url, dst.url);
-    uuid_v4(bad);
-    uuid_hex32(bad, hb);
+    new_uuid(bad, hb);
     uuid_hex32(gu, hg);
-    char *sql = xfmt("INSERT INTO tasks VALUES ('%s', '%s', 'ok', NULL, 'sometimes', NULL,"
-                     " '2020-01-01', NULL)",
-                     hb, hg);
-    sql_exec(&src, sql);
-    free(sql);
+    sql_execf(&src,
+              "INSERT INTO tasks VALUES ('%s', '%s', 'ok', NULL, 'sometimes', NULL,"
+              " '2020-01-01', NULL)",
+              hb, hg);
     struct run r = RUN("db", "verify", "--source", src.url, "--target", dst.url);
     EXPECT_EXIT(r, 2);
     expect_key(r.err, bad);
@@ -1447,16 +1350,11 @@ Test(cli_db, verify_of_an_unconvertible_source_row_is_an_error, .timeout = 60)
     EXPECT_IN(r.err, "sometimes");
     EXPECT_NOT_IN(r.out, "identical");
     run_free(&r);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* More differences than the report keeps: the first 100, then a count. */
-Test(cli_db, verify_reports_the_first_100_then_a_count, .timeout = 90)
+Test(cli_db, verify_reports_the_first_100_then_a_count, PAIR, .timeout = 90)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_current(&src, 10, 2000);
     copy_ok(src.url, dst.url);
     sql_exec(&dst, "DELETE FROM todos WHERE id IN (SELECT id FROM todos ORDER BY id LIMIT 250)");
@@ -1469,17 +1367,13 @@ Test(cli_db, verify_reports_the_first_100_then_a_count, .timeout = 90)
     cr_assert_eq(jint(t, "more"), 150);
     json_decref(j);
     run_free(&r);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* ---- dry run, truncate, no-migrate, versions ------------------------------------------------- */
 
-Test(cli_db, dry_run_writes_nothing, .timeout = 90)
+Test(cli_db, dry_run_writes_nothing, PAIR, .timeout = 90)
 {
-    struct tdb src, dst, lite;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
+    struct tdb lite;
     tdb_sqlite(&lite);
     make_current(&src, 5, 50);
 
@@ -1496,9 +1390,7 @@ Test(cli_db, dry_run_writes_nothing, .timeout = 90)
     cr_assert(!file_exists(lite.path), "--dry-run created the SQLite target %s", lite.path);
 
     if (dst.pg) {
-        r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--dry-run");
-        EXPECT_EXIT(r, 0);
-        run_free(&r);
+        EXPECT_RUN(0, "db", "copy", "--from", src.url, "--to", dst.url, "--dry-run");
         cr_assert_eq(table_exists(&dst, "schema_migrations"), 0, "--dry-run migrated the target");
         cr_assert_eq(table_exists(&dst, "users"), 0, "--dry-run created tables");
     }
@@ -1518,20 +1410,12 @@ Test(cli_db, dry_run_writes_nothing, .timeout = 90)
     cr_assert_eq(jint(json_table(j, "todos"), "would_write"), 25);
     json_decref(j);
     run_free(&r);
-    char *after = canon_all(&dst);
-    expect_same("target before and after --dry-run --truncate", before, after);
-    free(before);
-    free(after);
-    tdb_done(&src);
-    tdb_done(&dst);
+    expect_unchanged(&dst, before, "target before and after --dry-run --truncate");
     tdb_done(&lite);
 }
 
-Test(cli_db, non_empty_target_needs_truncate, .timeout = 90)
+Test(cli_db, non_empty_target_needs_truncate, PAIR, .timeout = 90)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_current(&src, 8, 200);
     copy_ok(src.url, dst.url);
     /* the source changes: 50 todos gone, a user and todos added on the target */
@@ -1554,25 +1438,15 @@ Test(cli_db, non_empty_target_needs_truncate, .timeout = 90)
     cr_assert_eq(jint(json_object_get(j, "total"), "written"), 0);
     json_decref(j);
     run_free(&r);
-    char *after = canon_all(&dst);
-    expect_same("target refused", before, after);
-    free(after);
-    free(before);
+    expect_unchanged(&dst, before, "target refused");
 
-    r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--truncate");
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "db", "copy", "--from", src.url, "--to", dst.url, "--truncate");
     cr_assert_eq(count_rows(&dst, "todos"), 150);
     verify_expect(src.url, dst.url, 0);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
-Test(cli_db, no_migrate_refuses_an_unmigrated_target, .timeout = 60)
+Test(cli_db, no_migrate_refuses_an_unmigrated_target, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_current(&src, 2, 5);
     struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url, "--no-migrate");
     EXPECT_EXIT(r, 1);
@@ -1588,15 +1462,10 @@ Test(cli_db, no_migrate_refuses_an_unmigrated_target, .timeout = 60)
     json_decref(j);
     run_free(&r);
     verify_expect(src.url, dst.url, 0);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
-Test(cli_db, a_source_at_an_unknown_version_is_refused, .timeout = 60)
+Test(cli_db, a_source_at_an_unknown_version_is_refused, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_current(&src, 2, 5);
     sql_exec(&src, "INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 'x',"
                    " '2030-01-01T00:00:00.000Z', 1)");
@@ -1604,52 +1473,35 @@ Test(cli_db, a_source_at_an_unknown_version_is_refused, .timeout = 60)
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "9999");
     run_free(&r);
-    if (dst.pg || file_exists(dst.path)) {
-        if (table_exists(&dst, "users"))
-            cr_assert_eq(count_rows(&dst, "users"), 0);
-    }
-    tdb_done(&src);
-    tdb_done(&dst);
+    expect_no_users(&dst);
 }
 
 /* A target migrated by a newer binary, and a layout forced against what the
  * source is: refused, nothing written. */
-Test(cli_db, a_target_at_an_unknown_version_or_a_wrong_layout_is_refused, .timeout = 60)
+Test(cli_db, a_target_at_an_unknown_version_or_a_wrong_layout_is_refused, PAIR, .timeout = 60)
 {
-    struct tdb cur, leg, dst;
+    struct tdb leg; /* src: the current layout */
     char gu[37], gt[37];
-    tdb_sqlite(&cur);
     tdb_sqlite(&leg);
-    tdb_target(&dst);
-    make_current(&cur, 2, 5);
+    make_current(&src, 2, 5);
     make_good_legacy(&leg, gu, gt);
 
-    struct run r = RUN("db", "copy", "--from", leg.url, "--to", dst.url, "--from-layout",
-                       "current");
-    EXPECT_EXIT(r, 1);
-    run_free(&r);
-    r = RUN("db", "copy", "--from", cur.url, "--to", dst.url, "--from-layout", "legacy");
-    EXPECT_EXIT(r, 1);
-    run_free(&r);
-    if (dst.pg || file_exists(dst.path)) {
-        if (table_exists(&dst, "users"))
-            cr_assert_eq(count_rows(&dst, "users"), 0);
-    }
+    EXPECT_RUN(1, "db", "copy", "--from", leg.url, "--to", dst.url, "--from-layout", "current");
+    EXPECT_RUN(1, "db", "copy", "--from", src.url, "--to", dst.url, "--from-layout", "legacy");
+    expect_no_users(&dst);
 
     migrate_up(&dst);
     sql_exec(&dst, dst.pg ? "INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 'x',"
                             " now(), 1)"
                           : "INSERT INTO schema_migrations VALUES (9999, 'from_the_future', 'x',"
                             " '2030-01-01T00:00:00.000Z', 1)");
-    r = RUN("db", "copy", "--from", cur.url, "--to", dst.url);
+    struct run r = RUN("db", "copy", "--from", src.url, "--to", dst.url);
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "9999");
     run_free(&r);
     cr_assert_eq(count_rows(&dst, "users"), 0);
     cr_assert_eq(sql_int(&dst, "SELECT count(*) FROM schema_migrations WHERE version = 9999"), 1);
-    tdb_done(&cur);
     tdb_done(&leg);
-    tdb_done(&dst);
 }
 
 /* PostgreSQL -> PostgreSQL: identical, verify passes. */
@@ -1657,19 +1509,19 @@ Test(cli_db, postgres_to_postgres, .timeout = 90)
 {
     if (!pg_mode())
         cr_skip_test("needs PostgreSQL (DATABASE_URL)");
-    struct tdb src, a, b;
-    tdb_sqlite(&src);
+    struct tdb seed, a, b;
+    tdb_sqlite(&seed);
     tdb_pg(&a);
     tdb_pg(&b);
-    make_current(&src, 10, 500);
-    copy_ok(src.url, a.url);
+    make_current(&seed, 10, 500);
+    copy_ok(seed.url, a.url);
     copy_ok(a.url, b.url);
     char *ca = canon_all(&a), *cb = canon_all(&b);
     expect_same("PostgreSQL copies", ca, cb);
     free(ca);
     free(cb);
     verify_expect(a.url, b.url, 0);
-    tdb_done(&src);
+    tdb_done(&seed);
     tdb_done(&a);
     tdb_done(&b);
 }
@@ -1685,9 +1537,7 @@ Test(cli_db, postgres_source_with_microseconds_and_another_timezone, .timeout = 
     tdb_pg(&pg);
     tdb_sqlite(&lite);
     migrate_up(&pg);
-    char *sql = xfmt("ALTER DATABASE %s SET TimeZone = 'America/New_York'", pg.name);
-    sql_exec(&pg, sql);
-    free(sql);
+    sql_execf(&pg, "ALTER DATABASE %s SET TimeZone = 'America/New_York'", pg.name);
     char u[37], t[4][37];
     uuid_v4(u);
     for (int i = 0; i < 4; i++)
@@ -1697,27 +1547,20 @@ Test(cli_db, postgres_source_with_microseconds_and_another_timezone, .timeout = 
         "2021-03-04 05:06:07.000001-05", "2000-02-29 12:00:00+05:30"};
     static const char *const want[] = {"2026-11-21T07:13:46.123Z", "1969-12-31T23:59:59.999Z",
                                        "2021-03-04T10:06:07.000Z", "2000-02-29T06:30:00.000Z"};
-    sql = xfmt("INSERT INTO users VALUES ('%s', 'pg@example.com', 'h', NULL, true,"
-               " '2020-01-01 00:00:00.5555+00', '2020-01-01 00:00:00.5555+00')",
-               u);
-    sql_exec(&pg, sql);
-    free(sql);
-    for (int i = 0; i < 4; i++) {
-        sql = xfmt("INSERT INTO todos VALUES ('%s', '%s', 'pg %d', NULL, %s, %s, '%s', '%s', 3)",
-                   t[i], u, i, i % 2 ? "true" : "false", i % 2 ? "now()" : "NULL", stored[i],
-                   stored[i]);
-        sql_exec(&pg, sql);
-        free(sql);
-    }
+    sql_execf(&pg,
+              "INSERT INTO users VALUES ('%s', 'pg@example.com', 'h', NULL, true,"
+              " '2020-01-01 00:00:00.5555+00', '2020-01-01 00:00:00.5555+00')",
+              u);
+    for (int i = 0; i < 4; i++)
+        sql_execf(&pg,
+                  "INSERT INTO todos VALUES ('%s', '%s', 'pg %d', NULL, %s, %s, '%s', '%s', 3)",
+                  t[i], u, i, i % 2 ? "true" : "false", i % 2 ? "now()" : "NULL", stored[i],
+                  stored[i]);
     copy_ok(pg.url, lite.url);
-    for (int i = 0; i < 4; i++) {
-        char *v = canon_value(&lite, "todos", t[i], "created_at");
-        cr_assert_str_eq(v, want[i], "PostgreSQL %s", stored[i]);
-        free(v);
-    }
-    char *v = canon_value(&lite, "users", u, "created_at");
-    cr_assert_str_eq(v, "2020-01-01T00:00:00.555Z");
-    free(v);
+    for (int i = 0; i < 4; i++)
+        expect_value(&lite, "todos", t[i], "created_at", want[i], "PostgreSQL %s", stored[i]);
+    expect_value(&lite, "users", u, "created_at", "2020-01-01T00:00:00.555Z",
+                 "PostgreSQL 2020-01-01 00:00:00.5555+00");
     verify_expect(pg.url, lite.url, 0);
     verify_expect(lite.url, pg.url, 0);
     tdb_done(&pg);
@@ -1734,13 +1577,7 @@ static int run_on_terminal(const char *const *args, char **term)
     cr_assert_eq(unlockpt(m), 0);
     char *name = ptsname(m);
     cr_assert_not_null(name);
-    const char *bin = env_or_fail("TODO_BIN");
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)(uintptr_t)bin;
-    for (int i = 0; args[i] != NULL && n < 31; i++)
-        argv[n++] = (char *)(uintptr_t)args[i];
-    argv[n] = NULL;
+    char **argv = todo_argv(args);
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
@@ -1750,9 +1587,10 @@ static int run_on_terminal(const char *const *args, char **term)
         if (sl < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(sl, 2) < 0)
             _exit(127);
         close(m);
-        execv(bin, argv);
+        execv(argv[0], argv);
         _exit(127);
     }
+    free(argv);
     char *out = NULL;
     size_t len = 0;
     for (;;) {
@@ -1775,11 +1613,8 @@ static int run_on_terminal(const char *const *args, char **term)
 
 /* On a terminal: a progress line per table on stderr; the summary on stdout
  * is unaffected. */
-Test(cli_db, progress_on_a_terminal, .timeout = 60)
+Test(cli_db, progress_on_a_terminal, PAIR, .timeout = 60)
 {
-    struct tdb src, dst;
-    tdb_sqlite(&src);
-    tdb_target(&dst);
     make_current(&src, 20, 3000);
     char *term = NULL;
     const char *args[] = {"db", "copy", "--from", src.url, "--to", dst.url, NULL};
@@ -1791,8 +1626,6 @@ Test(cli_db, progress_on_a_terminal, .timeout = 60)
     EXPECT_IN(term, "3,000");
     free(term);
     cr_assert_eq(count_rows(&dst, "todos"), 3000);
-    tdb_done(&src);
-    tdb_done(&dst);
 }
 
 /* ---- backup ---------------------------------------------------------------------------------- */
@@ -1870,6 +1703,40 @@ out:
     return NULL;
 }
 
+/* Run args (exit 0 asserted) while w keeps committing: w is started before
+ * and stopped after; the commits it had made when args started and ended
+ * into *at_start and *at_end (what: "backup" or "copy", for messages). */
+static void run_while_writing(struct writer *w, const char *const *args, const char *what,
+                              int *at_start, int *at_end)
+{
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, writer_main, w), 0);
+    while (atomic_load(&w->commits) < 5 && w->error[0] == '\0')
+        sleep_ms(5);
+    *at_start = atomic_load(&w->commits);
+    struct run r = run_env(NULL, NULL, args);
+    *at_end = atomic_load(&w->commits);
+    atomic_store(&w->stop, true);
+    pthread_join(th, NULL);
+    cr_assert_str_empty(w->error, "%s", w->error);
+    EXPECT_EXIT(r, 0);
+    run_free(&r);
+    cr_assert_gt(*at_end, *at_start, "the writer did not write while the %s ran", what);
+}
+
+/* d holds whole writer transactions, from one snapshot taken between
+ * at_start and at_end commits: 3 new todos per new user (beyond the
+ * nusers and ntodos it started with). */
+static void expect_one_snapshot(const struct tdb *d, int nusers, int ntodos, int at_start,
+                                int at_end, const char *what)
+{
+    long long users = count_rows(d, "users") - nusers, todos = count_rows(d, "todos") - ntodos;
+    cr_assert_eq(todos, 3 * users, "%s: not one snapshot: %lld new users, %lld new todos", what,
+                 users, todos);
+    cr_assert_geq(users, at_start, "the %s misses commits made before it started", what);
+    cr_assert_leq(users, at_end, "the %s holds commits made after it ended", what);
+}
+
 static int dir_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -1886,29 +1753,21 @@ static int dir_entries(const char *dir)
  * or a rollback journal. */
 static void backup_while_writing(bool wal)
 {
-    struct tdb src, bk;
+    struct tdb db, bk;
     char bdir[600], to[700];
-    tdb_sqlite(&src);
-    make_current(&src, 50, 40000); /* WAL, some megabytes */
+    int at_start, at_end;
+    tdb_sqlite(&db);
+    make_current(&db, 50, 40000); /* WAL, some megabytes */
     if (!wal)
-        sql_exec(&src, "PRAGMA journal_mode = DELETE");
+        sql_exec(&db, "PRAGMA journal_mode = DELETE");
     temp_dir(bdir, sizeof(bdir));
     snprintf(to, sizeof(to), "%s/backup.db", bdir);
 
-    struct writer w = {.path = src.path};
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, writer_main, &w), 0);
-    while (atomic_load(&w.commits) < 5 && w.error[0] == '\0')
-        sleep_ms(5);
-    int at_start = atomic_load(&w.commits);
-    struct run r = RUN("db", "backup", "--database-url", src.url, "--to", to);
-    int at_end = atomic_load(&w.commits);
-    atomic_store(&w.stop, true);
-    pthread_join(th, NULL);
-    cr_assert_str_empty(w.error, "%s", w.error);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    cr_assert_gt(at_end, at_start, "the writer did not write while the backup ran");
+    struct writer w = {.path = db.path};
+    run_while_writing(&w,
+                      (const char *const[]){"db", "backup", "--database-url", db.url, "--to", to,
+                                            NULL},
+                      "backup", &at_start, &at_end);
 
     memset(&bk, 0, sizeof(bk));
     snprintf(bk.path, sizeof(bk.path), "%s", to);
@@ -1918,11 +1777,7 @@ static void backup_while_writing(bool wal)
     char *fk = sql_rows(&bk, "PRAGMA foreign_key_check");
     cr_assert_str_empty(fk, "foreign_key_check: %s", fk);
     free(fk);
-    long long users = count_rows(&bk, "users") - 50, todos = count_rows(&bk, "todos") - 40000;
-    cr_assert_eq(todos, 3 * users, "inconsistent backup: %lld new users, %lld new todos", users,
-                 todos);
-    cr_assert_geq(users, at_start, "the backup misses commits made before it started");
-    cr_assert_leq(users, at_end, "the backup holds commits made after it ended");
+    expect_one_snapshot(&bk, 50, 40000, at_start, at_end, "backup");
     /* the schema came along (migrations table too) */
     cr_assert_eq(table_exists(&bk, "schema_migrations"), 1);
     cr_assert_eq(dir_entries(bdir), 1, "leftover temporary files next to the backup");
@@ -1939,7 +1794,7 @@ static void backup_while_writing(bool wal)
     free(burl);
     tdb_done(&restored);
     rm_tree(bdir);
-    tdb_done(&src);
+    tdb_done(&db);
 }
 
 Test(cli_db, backup_is_consistent_while_a_writer_keeps_writing, .timeout = 120)
@@ -1954,14 +1809,14 @@ Test(cli_db, backup_of_a_rollback_journal_database_while_a_writer_keeps_writing,
 
 Test(cli_db, backup_refuses_an_existing_file_without_force, .timeout = 60)
 {
-    struct tdb src;
+    struct tdb db;
     char to[700];
-    tdb_sqlite(&src);
-    make_current(&src, 3, 30);
-    snprintf(to, sizeof(to), "%s/existing.db", src.dir);
-    write_text(to, "precious\n");
+    tdb_sqlite(&db);
+    make_current(&db, 3, 30);
+    snprintf(to, sizeof(to), "%s/existing.db", db.dir);
+    write_text(to, "precious\n", "w");
 
-    struct run r = RUN("db", "backup", "--database-url", src.url, "--to", to);
+    struct run r = RUN("db", "backup", "--database-url", db.url, "--to", to);
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "--force");
     run_free(&r);
@@ -1970,9 +1825,9 @@ Test(cli_db, backup_refuses_an_existing_file_without_force, .timeout = 60)
     free(text);
 
     /* DATABASE_URL from the environment, --force */
-    char *env = xfmt("DATABASE_URL=%s", src.url);
+    char *env = xfmt("DATABASE_URL=%s", db.url);
     const char *envv[] = {env, NULL};
-    r = run_env(envv, (const char *const[]){"db", "backup", "--to", to, "--force", NULL});
+    r = run_env(envv, NULL, (const char *const[]){"db", "backup", "--to", to, "--force", NULL});
     EXPECT_EXIT(r, 0);
     run_free(&r);
     free(env);
@@ -1982,16 +1837,14 @@ Test(cli_db, backup_refuses_an_existing_file_without_force, .timeout = 60)
 
     /* a source that does not exist: an error, nothing created */
     char missing[800], to2[800];
-    snprintf(missing, sizeof(missing), "%s/missing.db", src.dir);
-    snprintf(to2, sizeof(to2), "%s/b2.db", src.dir);
+    snprintf(missing, sizeof(missing), "%s/missing.db", db.dir);
+    snprintf(to2, sizeof(to2), "%s/b2.db", db.dir);
     char *murl = xfmt("sqlite:///%s", missing);
-    r = RUN("db", "backup", "--database-url", murl, "--to", to2);
-    EXPECT_EXIT(r, 1);
-    run_free(&r);
+    EXPECT_RUN(1, "db", "backup", "--database-url", murl, "--to", to2);
     free(murl);
     cr_assert(!file_exists(missing), "backup created its source");
     cr_assert(!file_exists(to2));
-    tdb_done(&src);
+    tdb_done(&db);
 }
 
 Test(cli_db, backup_of_postgres_prints_pg_dump_without_the_password, .timeout = 30)
@@ -2019,11 +1872,11 @@ Test(cli_db, backup_of_postgres_prints_pg_dump_without_the_password, .timeout = 
 /* Passwords never appear in any output of copy or verify. */
 Test(cli_db, no_password_in_copy_or_verify_output, .timeout = 60)
 {
-    struct tdb src;
-    tdb_sqlite(&src);
-    make_current(&src, 1, 1);
+    struct tdb db;
+    tdb_sqlite(&db);
+    make_current(&db, 1, 1);
     const char *url = "postgresql://bob:hunter2-secret@127.0.0.1:1/nope?connect_timeout=2";
-    struct run r = RUN("db", "copy", "--from", src.url, "--to", url, "--json");
+    struct run r = RUN("db", "copy", "--from", db.url, "--to", url, "--json");
     cr_assert_neq(r.status, 0);
     char *all = both(&r);
     EXPECT_NOT_IN(all, "hunter2-secret");
@@ -2031,7 +1884,7 @@ Test(cli_db, no_password_in_copy_or_verify_output, .timeout = 60)
     if (r.out[0] != '\0')
         json_decref(json_of(&r));
     run_free(&r);
-    r = RUN("db", "verify", "--source", src.url, "--target", url, "--json");
+    r = RUN("db", "verify", "--source", db.url, "--target", url, "--json");
     EXPECT_EXIT(r, 2);
     all = both(&r);
     EXPECT_NOT_IN(all, "hunter2-secret");
@@ -2041,49 +1894,34 @@ Test(cli_db, no_password_in_copy_or_verify_output, .timeout = 60)
     cr_assert(json_is_string(json_object_get(j, "error")));
     json_decref(j);
     run_free(&r);
-    tdb_done(&src);
+    tdb_done(&db);
 }
 
 /* copy reads one snapshot of a SQLite source that a writer keeps changing:
  * whole transactions or nothing of them. */
 Test(cli_db, copy_reads_one_snapshot_while_a_writer_keeps_writing, .timeout = 120)
 {
-    /* SQLite source -> target; on PostgreSQL: a PostgreSQL source -> SQLite */
-    struct tdb lite, pgsrc, dst, *src = &lite;
+    /* SQLite source -> SQLite; on PostgreSQL: a PostgreSQL source -> SQLite */
+    struct tdb lite, pgsrc, out, *from = &lite;
+    int at_start, at_end;
     tdb_sqlite(&lite);
     make_current(&lite, 50, 20000);
     memset(&pgsrc, 0, sizeof(pgsrc));
     if (pg_mode()) {
         tdb_pg(&pgsrc);
         copy_ok(lite.url, pgsrc.url);
-        src = &pgsrc;
-        tdb_sqlite(&dst);
-    } else {
-        tdb_sqlite(&dst);
+        from = &pgsrc;
     }
-    migrate_up(&dst);
+    tdb_sqlite(&out);
+    migrate_up(&out);
 
-    struct writer w = {.path = lite.path, .pg_url = src->pg ? src->url : NULL};
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, writer_main, &w), 0);
-    while (atomic_load(&w.commits) < 5 && w.error[0] == '\0')
-        sleep_ms(5);
-    int at_start = atomic_load(&w.commits);
-    struct run r = RUN("db", "copy", "--from", src->url, "--to", dst.url, "--batch-size", "1000");
-    int at_end = atomic_load(&w.commits);
-    atomic_store(&w.stop, true);
-    pthread_join(th, NULL);
-    cr_assert_str_empty(w.error, "%s", w.error);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    cr_assert_gt(at_end, at_start, "the writer did not write while the copy ran");
-
-    long long users = count_rows(&dst, "users") - 50, todos = count_rows(&dst, "todos") - 20000;
-    cr_assert_eq(todos, 3 * users, "not one snapshot: %lld new users, %lld new todos", users,
-                 todos);
-    cr_assert_geq(users, at_start, "commits made before the copy started are missing");
-    cr_assert_leq(users, at_end, "the copy holds commits made after it ended");
+    struct writer w = {.path = lite.path, .pg_url = from->pg ? from->url : NULL};
+    run_while_writing(&w,
+                      (const char *const[]){"db", "copy", "--from", from->url, "--to", out.url,
+                                            "--batch-size", "1000", NULL},
+                      "copy", &at_start, &at_end);
+    expect_one_snapshot(&out, 50, 20000, at_start, at_end, "copy");
     tdb_done(&lite);
     tdb_done(&pgsrc);
-    tdb_done(&dst);
+    tdb_done(&out);
 }

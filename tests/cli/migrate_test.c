@@ -2,7 +2,7 @@
  * tests/cli/migrate_test: `todo migrate` driven as a user drives it — the
  * real binary (TODO_BIN), its exit codes and output — on SQLite, and on
  * PostgreSQL when DATABASE_URL names one (tests/meson.build runs the suite a
- * second time under scripts/with-pg).
+ * second time under scripts/with-pg). The helpers are tests/cli/cli_support.h.
  *
  * Each test gets a database of its own: a fresh SQLite file, or a fresh
  * PostgreSQL database (CREATE DATABASE on WITH_PG_CLUSTER_URL), except the
@@ -12,12 +12,8 @@
  * (TODO_MIGRATIONS) plus files written by the test.
  */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,384 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#define RUN_TIMEOUT_MS 120000
-
-/* ---- small helpers -------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    size_t len = 0, got;
-    if (f == NULL)
-        return strdup("");
-    do {
-        data = realloc(data, len + 4097);
-        cr_assert_not_null(data);
-        got = fread(data + len, 1, 4096, f);
-        len += got;
-    } while (got > 0);
-    fclose(f);
-    data[len] = '\0';
-    return data;
-}
-
-static void write_text(const char *path, const char *text, const char *mode)
-{
-    FILE *f = fopen(path, mode);
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
-/* A fresh temporary directory for this test (removed by its owner). */
-static void temp_dir(char *out, size_t len)
-{
-    const char *base = getenv("TEST_TMPDIR");
-    snprintf(out, len, "%s/cli-migrate-XXXXXX", base != NULL ? base : "/tmp");
-    cr_assert_not_null(mkdtemp(out), "mkdtemp: %s", strerror(errno));
-    char *real = realpath(out, NULL);
-    cr_assert_not_null(real);
-    snprintf(out, len, "%s", real);
-    free(real);
-}
-
-static const char *env_or_fail(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v != NULL && v[0] != '\0', "%s is not set (run through meson test)", name);
-    return v;
-}
-
-static bool pg_mode(void)
-{
-    const char *u = getenv("DATABASE_URL");
-    return u != NULL && strncmp(u, "postgres", 8) == 0;
-}
-
-/* ---- running the binary ---------------------------------------------------- */
-
-struct run {
-    int status; /* exit code; -1 when killed or timed out */
-    char *out, *err;
-};
-
-struct proc {
-    pid_t pid;
-    char outp[PATH_MAX], errp[PATH_MAX];
-};
-
-/* Start TODO_BIN with `args` (NULL-terminated, without argv[0]); `env`
- * (NULL-terminated "NAME=value", may be NULL) added to the test's
- * environment; `cwd` (may be NULL) as working directory. */
-static void start(struct proc *p, const char *const *args, const char *const *env,
-                  const char *cwd)
-{
-    static int seq;
-    const char *bin = env_or_fail("TODO_BIN");
-    const char *tmp = getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp";
-    char *argv[64];
-    int n = 0;
-
-    argv[n++] = (char *)(uintptr_t)bin;
-    for (int i = 0; args[i] != NULL && n < 62; i++)
-        argv[n++] = (char *)(uintptr_t)args[i];
-    argv[n] = NULL;
-    snprintf(p->outp, sizeof(p->outp), "%s/run-%d-%d.out", tmp, (int)getpid(), seq);
-    snprintf(p->errp, sizeof(p->errp), "%s/run-%d-%d.err", tmp, (int)getpid(), seq++);
-    fflush(NULL);
-    p->pid = fork();
-    cr_assert_neq(p->pid, -1);
-    if (p->pid == 0) {
-        int o = open(p->outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(p->errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(127);
-        for (int i = 0; env != NULL && env[i] != NULL; i++)
-            putenv((char *)(uintptr_t)env[i]);
-        if (cwd != NULL && chdir(cwd) != 0)
-            _exit(127);
-        execv(bin, argv);
-        _exit(127);
-    }
-}
-
-/* Wait for p (killing it after timeout_ms) and collect its output. */
-static struct run finish(struct proc *p, int timeout_ms)
-{
-    struct run r = {.status = -1};
-    int64_t end = mono_ms() + timeout_ms;
-    int st = 0;
-    pid_t got;
-
-    while ((got = waitpid(p->pid, &st, WNOHANG)) == 0 && mono_ms() < end)
-        sleep_ms(20);
-    if (got == 0) {
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, &st, 0);
-    } else if (WIFEXITED(st)) {
-        r.status = WEXITSTATUS(st);
-    }
-    r.out = read_all(p->outp);
-    r.err = read_all(p->errp);
-    unlink(p->outp);
-    unlink(p->errp);
-    return r;
-}
-
-static struct run run_env(const char *const *env, const char *cwd, const char *const *args)
-{
-    struct proc p;
-    start(&p, args, env, cwd);
-    return finish(&p, RUN_TIMEOUT_MS);
-}
-
-#define RUN(...) run_env(NULL, NULL, (const char *const[]){__VA_ARGS__, NULL})
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-#define EXPECT_EXIT(r, code)                                                                       \
-    cr_assert_eq((r).status, (code), "exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", (r).status, \
-                 (code), (r).out, (r).err)
-#define EXPECT_IN(text, needle)                                                                    \
-    cr_assert_not_null(strstr((text), (needle)), "'%s' not in:\n%s", (needle), (text))
-
-static json_t *json_of(const struct run *r)
-{
-    json_error_t e;
-    json_t *j = json_loads(r->out, 0, &e);
-    cr_assert_not_null(j, "not JSON (%s): %s", e.text, r->out);
-    return j;
-}
-
-static long long json_int_at(const json_t *j, const char *key)
-{
-    json_t *v = json_object_get(j, key);
-    cr_assert(json_is_integer(v), "no integer '%s'", key);
-    return json_integer_value(v);
-}
-
-/* ---- databases --------------------------------------------------------------- */
-
-struct tdb {
-    char url[1024];
-    char path[600]; /* SQLite file */
-    char dir[512];  /* SQLite: its directory */
-    bool pg;
-};
-
-/* `base` with its database name replaced by `name`. */
-static void pg_url_with_db(const char *base, const char *name, char *out, size_t len)
-{
-    const char *scheme = strstr(base, "://");
-    cr_assert_not_null(scheme);
-    const char *slash = strchr(scheme + 3, '/');
-    const char *query = strchr(scheme + 3, '?');
-    int head = slash != NULL ? (int)(slash - base) : (int)strlen(base);
-    snprintf(out, len, "%.*s/%s%s", head, base, name, query != NULL ? query : "");
-}
-
-static void pg_exec_url(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-              "%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-/* A database of this test's own. */
-static void db_fresh(struct tdb *d)
-{
-    static int seq;
-    memset(d, 0, sizeof(*d));
-    d->pg = pg_mode();
-    if (d->pg) {
-        const char *admin = getenv("WITH_PG_CLUSTER_URL") ? getenv("WITH_PG_CLUSTER_URL")
-                                                          : getenv("DATABASE_URL");
-        char name[64], sql[128];
-        snprintf(name, sizeof(name), "t_%d_%d_%ld", (int)getpid(), seq++, (long)time(NULL));
-        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-        pg_exec_url(admin, sql);
-        pg_url_with_db(admin, name, d->url, sizeof(d->url));
-        return;
-    }
-    temp_dir(d->dir, sizeof(d->dir));
-    snprintf(d->path, sizeof(d->path), "%s/test.db", d->dir);
-    snprintf(d->url, sizeof(d->url), "sqlite:///%s", d->path);
-}
-
-/* The shared database: DATABASE_URL on PostgreSQL, else a fresh file. */
-static void db_shared(struct tdb *d)
-{
-    if (!pg_mode()) {
-        db_fresh(d);
-        return;
-    }
-    memset(d, 0, sizeof(*d));
-    d->pg = true;
-    snprintf(d->url, sizeof(d->url), "%s", getenv("DATABASE_URL"));
-}
-
-static void db_done(struct tdb *d)
-{
-    if (!d->pg && d->dir[0] != '\0')
-        nftw(d->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void sql_exec(const struct tdb *d, const char *sql)
-{
-    if (d->pg) {
-        pg_exec_url(d->url, sql);
-        return;
-    }
-    sqlite3 *db;
-    char *msg = NULL;
-    cr_assert_eq(sqlite3_open(d->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "");
-    sqlite3_close(db);
-}
-
-static long long sql_int(const struct tdb *d, const char *sql)
-{
-    long long v = -1;
-    if (d->pg) {
-        PGconn *c = PQconnectdb(d->url);
-        cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-        PGresult *r = PQexec(c, sql);
-        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        PQfinish(c);
-        return v;
-    }
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    cr_assert_eq(sqlite3_open_v2(d->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
-                 sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-/* 1 when table `name` exists. */
-static long long table_count(const struct tdb *d, const char *name)
-{
-    char sql[256];
-    if (d->pg)
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_tables WHERE schemaname ="
-                                   " current_schema() AND tablename = '%s'", name);
-    else
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
-                                   " name = '%s'", name);
-    return sql_int(d, sql);
-}
-
-static long long column_count(const struct tdb *d, const char *table, const char *column)
-{
-    char sql[256];
-    if (d->pg)
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM information_schema.columns WHERE"
-                                   " table_schema = current_schema() AND table_name = '%s' AND"
-                                   " column_name = '%s'", table, column);
-    else
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s') WHERE name ="
-                                   " '%s'", table, column);
-    return sql_int(d, sql);
-}
-
-/* The schema as text, by the database's own catalog (independent of the
- * tool's introspection). Caller frees. */
-static char *schema_dump(const struct tdb *d)
-{
-    if (d->pg) {
-        PGconn *c = PQconnectdb(d->url);
-        cr_assert_eq(PQstatus(c), CONNECTION_OK);
-        PGresult *r = PQexec(
-            c, "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ("
-               " SELECT table_name || '.' || column_name || ' ' || data_type || ' ' ||"
-               "  is_nullable || ' ' || coalesce(column_default, '') AS x"
-               "  FROM information_schema.columns WHERE table_schema = current_schema()"
-               " UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
-               " UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
-               "  WHERE connamespace = current_schema()::regnamespace) s");
-        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
-        char *out = strdup(PQgetvalue(r, 0, 0));
-        PQclear(r);
-        PQfinish(c);
-        return out;
-    }
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    size_t len = 0;
-    char *out = calloc(1, 1);
-    cr_assert_eq(sqlite3_open_v2(d->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT type || ' ' || name || ' ' || coalesce(sql, '')"
-                                        " FROM sqlite_schema ORDER BY name",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        size_t n = strlen(s);
-        out = realloc(out, len + n + 2);
-        cr_assert_not_null(out);
-        memcpy(out + len, s, n);
-        out[len + n] = '\n';
-        out[len + n + 1] = '\0';
-        len += n + 1;
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-}
+#include "cli_support.h"
 
 /* ---- migration trees for --dir -------------------------------------------------- */
 
@@ -445,11 +70,6 @@ static void tree_put(const struct tdb *d, const char *dir, const char *file,
     write_text(path, d->pg ? pg_text : sqlite_text, "w");
 }
 
-static void tree_done(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---- usage --------------------------------------------------------------------- */
 
 Test(cli_migrate, usage_errors_exit_2_and_help_exits_0)
@@ -458,9 +78,7 @@ Test(cli_migrate, usage_errors_exit_2_and_help_exits_0)
                                        "stamp", "check", "wait"};
     struct run r;
 
-    r = RUN("migrate");
-    EXPECT_EXIT(r, 2);
-    run_free(&r);
+    EXPECT_RUN(2, "migrate");
     r = RUN("migrate", "--help");
     EXPECT_EXIT(r, 0);
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -511,11 +129,11 @@ Test(cli_migrate, up_down_up_round_trip_leaves_an_identical_schema)
     struct tdb d;
     struct run r;
 
-    db_shared(&d);
+    tdb_shared(&d);
     r = RUN("migrate", "status", "--json", "--database-url", d.url);
     EXPECT_EXIT(r, 0);
     json_t *j = json_of(&r);
-    long long latest = json_int_at(j, "latest");
+    long long latest = jint(j, "latest");
     cr_assert_gt(latest, 0);
     json_decref(j);
     run_free(&r);
@@ -525,9 +143,7 @@ Test(cli_migrate, up_down_up_round_trip_leaves_an_identical_schema)
     EXPECT_IN(r.out, "applying 0001_init");
     run_free(&r);
     char *first = schema_dump(&d);
-    r = RUN("migrate", "check", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "check", "--database-url", d.url);
     r = RUN("migrate", "history", "--json", "--database-url", d.url);
     EXPECT_EXIT(r, 0);
     j = json_of(&r);
@@ -542,19 +158,17 @@ Test(cli_migrate, up_down_up_round_trip_leaves_an_identical_schema)
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "reverting 0001_init");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "todos"), 0);
-    cr_assert_eq(table_count(&d, "users"), 0);
+    cr_assert_eq(table_exists(&d, "todos"), 0);
+    cr_assert_eq(table_exists(&d, "users"), 0);
     r = RUN("migrate", "status", "--json", "--exit-code", "--database-url", d.url);
     EXPECT_EXIT(r, 1); /* pending again */
     j = json_of(&r);
-    cr_assert_eq(json_int_at(j, "current"), 0);
+    cr_assert_eq(jint(j, "current"), 0);
     cr_assert_eq((long long)json_array_size(json_object_get(j, "pending")), latest);
     json_decref(j);
     run_free(&r);
 
-    r = RUN("migrate", "up", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "up", "--database-url", d.url);
     char *second = schema_dump(&d);
     cr_assert_str_eq(first, second, "the schema differs after down and up again");
     r = RUN("migrate", "check", "--json", "--database-url", d.url);
@@ -562,7 +176,7 @@ Test(cli_migrate, up_down_up_round_trip_leaves_an_identical_schema)
     j = json_of(&r);
     cr_assert(json_is_true(json_object_get(j, "identical")));
     cr_assert_eq(json_array_size(json_object_get(j, "differences")), 0);
-    cr_assert_gt(json_int_at(j, "compared"), 10);
+    cr_assert_gt(jint(j, "compared"), 10);
     json_decref(j);
     run_free(&r);
     r = RUN("migrate", "up", "--database-url", d.url);
@@ -571,7 +185,7 @@ Test(cli_migrate, up_down_up_round_trip_leaves_an_identical_schema)
     run_free(&r);
     free(first);
     free(second);
-    db_done(&d);
+    tdb_done(&d);
 }
 
 /* ---- failures ------------------------------------------------------------------------ */
@@ -582,7 +196,7 @@ Test(cli_migrate, broken_migration_is_rolled_back_and_named)
     struct run r;
     char dir[PATH_MAX];
 
-    db_fresh(&d);
+    tdb_target(&d);
     tree_make(&d, dir, sizeof(dir));
     tree_put(&d, dir, "0002_broken.up.sql",
              "-- a migration that fails at its third statement\n"
@@ -608,13 +222,11 @@ Test(cli_migrate, broken_migration_is_rolled_back_and_named)
     run_free(&r);
 
     /* Exactly at the previous version: nothing of 0002 is left. */
-    cr_assert_eq(table_count(&d, "audit"), 0);
-    cr_assert_eq(table_count(&d, "never"), 0);
-    cr_assert_eq(column_count(&d, "todos", "priority"), 0);
+    cr_assert_eq(table_exists(&d, "audit"), 0);
+    cr_assert_eq(table_exists(&d, "never"), 0);
+    cr_assert_eq(column_exists(&d, "todos", "priority"), 0);
     cr_assert_eq(sql_int(&d, "SELECT max(version) FROM schema_migrations"), 1);
-    r = RUN("migrate", "check", "--dir", dir, "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "check", "--dir", dir, "--database-url", d.url);
 
     /* Fixed, it goes on from there. */
     tree_put(&d, dir, "0002_broken.up.sql", "CREATE TABLE audit (x TEXT);\n",
@@ -623,9 +235,9 @@ Test(cli_migrate, broken_migration_is_rolled_back_and_named)
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "applied 2 migrations");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "never"), 1);
-    tree_done(dir);
-    db_done(&d);
+    cr_assert_eq(table_exists(&d, "never"), 1);
+    rm_tree(dir);
+    tdb_done(&d);
 }
 
 Test(cli_migrate, changed_checksum_stops_up_unless_allowed)
@@ -634,11 +246,9 @@ Test(cli_migrate, changed_checksum_stops_up_unless_allowed)
     struct run r;
     char dir[PATH_MAX], path[PATH_MAX * 2];
 
-    db_fresh(&d);
+    tdb_target(&d);
     tree_make(&d, dir, sizeof(dir));
-    r = RUN("migrate", "up", "--dir", dir, "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "up", "--dir", dir, "--database-url", d.url);
     tree_put(&d, dir, "0002_next.up.sql", "CREATE TABLE next (x INTEGER);\n",
              "CREATE TABLE next (x integer);\n");
     snprintf(path, sizeof(path), "%s/%s/0001_init.up.sql", dir, dialect(&d));
@@ -649,7 +259,7 @@ Test(cli_migrate, changed_checksum_stops_up_unless_allowed)
     EXPECT_IN(r.err, "0001_init.up.sql has changed since it was applied");
     EXPECT_IN(r.err, "--allow-changed");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "next"), 0, "up went on despite the changed file");
+    cr_assert_eq(table_exists(&d, "next"), 0, "up went on despite the changed file");
 
     r = RUN("migrate", "status", "--exit-code", "--dir", dir, "--database-url", d.url);
     EXPECT_EXIT(r, 1);
@@ -661,7 +271,7 @@ Test(cli_migrate, changed_checksum_stops_up_unless_allowed)
     json_t *j = json_of(&r);
     json_t *p = json_array_get(json_object_get(j, "problems"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(p, "kind")), "changed");
-    cr_assert_eq(json_int_at(p, "version"), 1);
+    cr_assert_eq(jint(p, "version"), 1);
     json_decref(j);
     run_free(&r);
     r = RUN("migrate", "history", "--dir", dir, "--database-url", d.url);
@@ -674,9 +284,9 @@ Test(cli_migrate, changed_checksum_stops_up_unless_allowed)
     EXPECT_IN(r.out, "warning: 0001_init.up.sql changed");
     EXPECT_IN(r.out, "applying 0002_next");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "next"), 1);
-    tree_done(dir);
-    db_done(&d);
+    cr_assert_eq(table_exists(&d, "next"), 1);
+    rm_tree(dir);
+    tdb_done(&d);
 }
 
 Test(cli_migrate, down_refuses_a_migration_without_down_file)
@@ -685,23 +295,21 @@ Test(cli_migrate, down_refuses_a_migration_without_down_file)
     struct run r;
     char dir[PATH_MAX];
 
-    db_fresh(&d);
+    tdb_target(&d);
     tree_make(&d, dir, sizeof(dir));
     tree_put(&d, dir, "0002_oneway.up.sql", "CREATE TABLE oneway (x INTEGER);\n",
              "CREATE TABLE oneway (x integer);\n");
-    r = RUN("migrate", "up", "--dir", dir, "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "up", "--dir", dir, "--database-url", d.url);
     r = RUN("migrate", "down", "--to", "0", "--dir", dir, "--database-url", d.url);
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "0002_oneway.down.sql");
     EXPECT_IN(r.err, "nothing was reverted");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "oneway"), 1);
-    cr_assert_eq(table_count(&d, "todos"), 1);
+    cr_assert_eq(table_exists(&d, "oneway"), 1);
+    cr_assert_eq(table_exists(&d, "todos"), 1);
     cr_assert_eq(sql_int(&d, "SELECT max(version) FROM schema_migrations"), 2);
-    tree_done(dir);
-    db_done(&d);
+    rm_tree(dir);
+    tdb_done(&d);
 }
 
 /* ---- no-transaction migrations ---------------------------------------------------------- */
@@ -712,7 +320,7 @@ Test(cli_migrate, no_transaction_migration_runs_alone)
     struct run r;
     char dir[PATH_MAX];
 
-    db_fresh(&d);
+    tdb_target(&d);
     tree_make(&d, dir, sizeof(dir));
     tree_put(&d, dir, "0002_title_index.up.sql",
              "-- migrate:no-transaction\n"
@@ -727,18 +335,14 @@ Test(cli_migrate, no_transaction_migration_runs_alone)
     EXPECT_IN(r.out, "0002_title_index runs outside a transaction");
     EXPECT_IN(r.out, "applying 0002_title_index ... done");
     run_free(&r);
-    r = RUN("migrate", "check", "--dir", dir, "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "check", "--dir", dir, "--database-url", d.url);
     r = RUN("migrate", "down", "--dir", dir, "--database-url", d.url);
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "reverting 0002_title_index ... done");
     run_free(&r);
-    r = RUN("migrate", "check", "--dir", dir, "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    tree_done(dir);
-    db_done(&d);
+    EXPECT_RUN(0, "migrate", "check", "--dir", dir, "--database-url", d.url);
+    rm_tree(dir);
+    tdb_done(&d);
 }
 
 Test(cli_migrate, pooler_host_refuses_a_no_transaction_migration)
@@ -749,7 +353,7 @@ Test(cli_migrate, pooler_host_refuses_a_no_transaction_migration)
 
     if (!pg_mode())
         cr_skip_test("PostgreSQL only (DATABASE_URL is not postgres)");
-    db_fresh(&d);
+    tdb_target(&d);
     /* A Neon-style pooler host name, connected through hostaddr to the
      * test cluster: the tool knows the endpoint only by its name. */
     const char *at = strchr(strstr(d.url, "://") + 3, '@');
@@ -769,8 +373,8 @@ Test(cli_migrate, pooler_host_refuses_a_no_transaction_migration)
     EXPECT_IN(r.err, "MIGRATIONS_DATABASE_URL");
     run_free(&r);
     cr_assert_eq(sql_int(&d, "SELECT max(version) FROM schema_migrations"), 1);
-    tree_done(dir);
-    db_done(&d);
+    rm_tree(dir);
+    tdb_done(&d);
 }
 
 /* ---- concurrency ------------------------------------------------------------------------ */
@@ -785,7 +389,7 @@ Test(cli_migrate, concurrent_up_processes_apply_each_migration_once)
     char dir[PATH_MAX];
     int applying1 = 0, applying2 = 0, applying3 = 0;
 
-    db_fresh(&d);
+    tdb_target(&d);
     tree_make(&d, dir, sizeof(dir));
     /* Slow enough that the others arrive while it runs. */
     tree_put(&d, dir, "0002_slow.up.sql",
@@ -795,11 +399,11 @@ Test(cli_migrate, concurrent_up_processes_apply_each_migration_once)
     tree_put(&d, dir, "0003_after.up.sql", "CREATE TABLE after_slow (x INTEGER);\n",
              "CREATE TABLE after_slow (x integer);\n");
     for (int i = 0; i < RACERS; i++)
-        start(&p[i], (const char *const[]){"migrate", "up", "--dir", dir, "--database-url",
-                                           d.url, NULL},
-              NULL, NULL);
+        proc_start(&p[i], (const char *const[]){"migrate", "up", "--dir", dir,
+                                                "--database-url", d.url, NULL},
+                   NULL, NULL);
     for (int i = 0; i < RACERS; i++) {
-        r[i] = finish(&p[i], RUN_TIMEOUT_MS);
+        r[i] = proc_finish(&p[i], RUN_TIMEOUT_MS);
         EXPECT_EXIT(r[i], 0);
         applying1 += count_of(r[i].out, "applying 0001_init");
         applying2 += count_of(r[i].out, "applying 0002_slow");
@@ -813,8 +417,8 @@ Test(cli_migrate, concurrent_up_processes_apply_each_migration_once)
         run_free(&r[i]);
     }
     cr_assert_eq(sql_int(&d, "SELECT count(*) FROM schema_migrations"), 3);
-    tree_done(dir);
-    db_done(&d);
+    rm_tree(dir);
+    tdb_done(&d);
 }
 
 Test(cli_migrate, lock_timeout_gives_up_with_a_clear_error)
@@ -822,10 +426,9 @@ Test(cli_migrate, lock_timeout_gives_up_with_a_clear_error)
     struct tdb d;
     struct run r;
 
-    db_fresh(&d);
-    r = RUN("migrate", "stamp", "0", "--database-url", d.url);
-    EXPECT_EXIT(r, 2); /* stamp needs a real version */
-    run_free(&r);
+    tdb_target(&d);
+    /* stamp needs a real version */
+    EXPECT_RUN(2, "migrate", "stamp", "0", "--database-url", d.url);
     /* Hold the migrators' lock from outside. */
     sqlite3 *lite = NULL;
     PGconn *pg = NULL;
@@ -852,10 +455,8 @@ Test(cli_migrate, lock_timeout_gives_up_with_a_clear_error)
         PQfinish(pg);
     if (lite != NULL)
         sqlite3_close(lite);
-    r = RUN("migrate", "up", "--lock-timeout", "5", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    db_done(&d);
+    EXPECT_RUN(0, "migrate", "up", "--lock-timeout", "5", "--database-url", d.url);
+    tdb_done(&d);
 }
 
 /* ---- check ------------------------------------------------------------------------------- */
@@ -865,10 +466,8 @@ Test(cli_migrate, check_reports_a_column_added_by_hand)
     struct tdb d;
     struct run r;
 
-    db_fresh(&d);
-    r = RUN("migrate", "up", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    tdb_target(&d);
+    EXPECT_RUN(0, "migrate", "up", "--database-url", d.url);
     sql_exec(&d, "ALTER TABLE todos ADD COLUMN priority INTEGER");
     sql_exec(&d, "DROP INDEX todos_user_title");
 
@@ -901,9 +500,7 @@ Test(cli_migrate, check_reports_a_column_added_by_hand)
     /* A changed default is reported as changed. */
     sql_exec(&d, "ALTER TABLE todos DROP COLUMN priority");
     sql_exec(&d, "CREATE INDEX todos_user_title ON todos (user_id, title, id)");
-    r = RUN("migrate", "check", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "check", "--database-url", d.url);
     if (d.pg) {
         sql_exec(&d, "ALTER TABLE todos ALTER COLUMN version SET DEFAULT 2");
         r = RUN("migrate", "check", "--database-url", d.url);
@@ -911,7 +508,7 @@ Test(cli_migrate, check_reports_a_column_added_by_hand)
         EXPECT_IN(r.out, "changed  column todos.version");
         run_free(&r);
     }
-    db_done(&d);
+    tdb_done(&d);
 }
 
 /* ---- stamp, Alembic --------------------------------------------------------------------- */
@@ -921,12 +518,12 @@ Test(cli_migrate, stamp_records_without_running)
     struct tdb d;
     struct run r;
 
-    db_fresh(&d);
+    tdb_target(&d);
     r = RUN("migrate", "stamp", "0001", "--database-url", d.url);
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "recorded 0001_init as applied (not run)");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "todos"), 0, "stamp ran the migration");
+    cr_assert_eq(table_exists(&d, "todos"), 0, "stamp ran the migration");
     cr_assert_eq(sql_int(&d, "SELECT max(version) FROM schema_migrations"), 1);
     r = RUN("migrate", "stamp", "1", "--database-url", d.url);
     EXPECT_EXIT(r, 0);
@@ -936,7 +533,7 @@ Test(cli_migrate, stamp_records_without_running)
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "there is no migration 0999");
     run_free(&r);
-    db_done(&d);
+    tdb_done(&d);
 }
 
 Test(cli_migrate, alembic_database_is_reported_and_never_written_over)
@@ -945,7 +542,7 @@ Test(cli_migrate, alembic_database_is_reported_and_never_written_over)
     struct run r;
     char path[PATH_MAX + 64];
 
-    db_fresh(&d);
+    tdb_target(&d);
     sql_exec(&d, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)");
     sql_exec(&d, "INSERT INTO alembic_version VALUES ('3f2a9c1b7d4e')");
     r = RUN("migrate", "status", "--database-url", d.url);
@@ -968,8 +565,8 @@ Test(cli_migrate, alembic_database_is_reported_and_never_written_over)
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "Alembic");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "todos"), 0, "up wrote over an Alembic database");
-    cr_assert_eq(table_count(&d, "schema_migrations"), 0);
+    cr_assert_eq(table_exists(&d, "todos"), 0, "up wrote over an Alembic database");
+    cr_assert_eq(table_exists(&d, "schema_migrations"), 0);
 
     /* The adoption path: the schema is (made) what 0001 gives; stamp it. */
     snprintf(path, sizeof(path), "%s/%s/0001_init.up.sql", env_or_fail("TODO_MIGRATIONS"),
@@ -977,9 +574,7 @@ Test(cli_migrate, alembic_database_is_reported_and_never_written_over)
     char *init = read_all(path);
     sql_exec(&d, init);
     free(init);
-    r = RUN("migrate", "stamp", "1", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "stamp", "1", "--database-url", d.url);
     r = RUN("migrate", "status", "--exit-code", "--database-url", d.url);
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "adopted");
@@ -989,10 +584,8 @@ Test(cli_migrate, alembic_database_is_reported_and_never_written_over)
     EXPECT_IN(r.out, "extra    table alembic_version");
     run_free(&r);
     sql_exec(&d, "DROP TABLE alembic_version");
-    r = RUN("migrate", "check", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
-    db_done(&d);
+    EXPECT_RUN(0, "migrate", "check", "--database-url", d.url);
+    tdb_done(&d);
 }
 
 /* ---- new -------------------------------------------------------------------------------- */
@@ -1047,7 +640,7 @@ Test(cli_migrate, new_creates_the_next_numbered_pair_for_every_dialect)
     EXPECT_EXIT(r, 1);
     EXPECT_IN(r.err, "notes.sql");
     run_free(&r);
-    tree_done(dir);
+    rm_tree(dir);
 }
 
 /* ---- wait -------------------------------------------------------------------------------- */
@@ -1092,21 +685,19 @@ Test(cli_migrate, wait_returns_once_a_stopped_cluster_is_started)
     EXPECT_IN(r.err, "gave up after");
     run_free(&r);
 
-    start(&p, (const char *const[]){"migrate", "wait", "--timeout", "60", "--database-url", url,
-                                    NULL},
-          NULL, NULL);
+    proc_start(&p, (const char *const[]){"migrate", "wait", "--timeout", "60", "--database-url",
+                                         url, NULL},
+               NULL, NULL);
     sleep_ms(1500);
     cr_assert_eq(waitpid(p.pid, &st, WNOHANG), 0, "wait returned while the cluster was down");
     cr_assert_eq(cluster_script("start", dir, NULL, 0), 0);
     int64_t t0 = mono_ms();
-    r = finish(&p, 30000);
+    r = proc_finish(&p, 30000);
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "accepts connections");
     cr_assert_lt(mono_ms() - t0, 10000, "wait noticed the start late");
     run_free(&r);
-    r = RUN("migrate", "up", "--database-url", url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    EXPECT_RUN(0, "migrate", "up", "--database-url", url);
     cluster_script("stop", dir, NULL, 0);
     dir[strlen(dir) - 3] = '\0';
     rmdir(dir);
@@ -1115,20 +706,15 @@ Test(cli_migrate, wait_returns_once_a_stopped_cluster_is_started)
 Test(cli_migrate, wait_on_sqlite_checks_the_file_can_be_opened)
 {
     struct tdb d;
-    struct run r;
     char url[PATH_MAX + 64];
 
     if (pg_mode())
         cr_skip_test("SQLite only");
-    db_fresh(&d);
-    r = RUN("migrate", "wait", "--database-url", d.url);
-    EXPECT_EXIT(r, 0);
-    run_free(&r);
+    tdb_target(&d);
+    EXPECT_RUN(0, "migrate", "wait", "--database-url", d.url);
     snprintf(url, sizeof(url), "sqlite:///%s/no/such/dir/x.db", d.dir);
-    r = RUN("migrate", "wait", "--timeout", "1", "--database-url", url);
-    EXPECT_EXIT(r, 1);
-    run_free(&r);
-    db_done(&d);
+    EXPECT_RUN(1, "migrate", "wait", "--timeout", "1", "--database-url", url);
+    tdb_done(&d);
 }
 
 /* ---- which database ----------------------------------------------------------------------- */
@@ -1139,7 +725,7 @@ Test(cli_migrate, migrations_database_url_wins_over_database_url)
     struct run r;
     char m_env[1100], d_env[PATH_MAX + 64];
 
-    db_fresh(&d);
+    tdb_target(&d);
     snprintf(m_env, sizeof(m_env), "MIGRATIONS_DATABASE_URL=%s", d.url);
     snprintf(d_env, sizeof(d_env), "DATABASE_URL=sqlite:////nonexistent-dir-%d/x.db",
              (int)getpid());
@@ -1148,25 +734,17 @@ Test(cli_migrate, migrations_database_url_wins_over_database_url)
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "applying 0001_init");
     run_free(&r);
-    cr_assert_eq(table_count(&d, "todos"), 1);
+    cr_assert_eq(table_exists(&d, "todos"), 1);
     /* --database-url wins over both. */
     r = run_env((const char *const[]){m_env, d_env, NULL}, NULL,
                 (const char *const[]){"migrate", "status", "--database-url", d_env + 13, NULL});
     EXPECT_EXIT(r, 0);
     EXPECT_IN(r.out, "nonexistent-dir");
     run_free(&r);
-    db_done(&d);
+    tdb_done(&d);
 }
 
 /* ---- start-up ------------------------------------------------------------------------------ */
-
-/* True while pid has not exited (without reaping it). */
-static bool still_running(pid_t pid)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
-}
 
 /* Start `todo serve`, wait for its listening line, stop it with SIGTERM:
  * it must exit 0. */
@@ -1176,8 +754,8 @@ static void serve_until_listening(const char *const *env, const char *cwd)
     int64_t end = mono_ms() + 20000;
     bool listening = false;
 
-    start(&p, (const char *const[]){"serve", NULL}, env, cwd);
-    while (!listening && mono_ms() < end && still_running(p.pid)) {
+    proc_start(&p, (const char *const[]){"serve", NULL}, env, cwd);
+    while (!listening && mono_ms() < end && proc_running(p.pid)) {
         char *err = read_all(p.errp);
         listening = strstr(err, "listening") != NULL;
         free(err);
@@ -1186,7 +764,7 @@ static void serve_until_listening(const char *const *env, const char *cwd)
     }
     if (listening)
         kill(p.pid, SIGTERM);
-    struct run r = finish(&p, 20000);
+    struct run r = proc_finish(&p, 20000);
     cr_assert(listening, "serve did not start (exit %d):\n%s", r.status, r.err);
     EXPECT_EXIT(r, 0);
     run_free(&r);
@@ -1202,7 +780,7 @@ Test(cli_migrate, startup_refuses_in_production_with_pending_migrations)
     struct run r;
     char url_env[1100], dir[PATH_MAX];
 
-    db_fresh(&d);
+    tdb_target(&d);
     temp_dir(dir, sizeof(dir));
     snprintf(url_env, sizeof(url_env), "DATABASE_URL=%s", d.url);
     /* PostgreSQL without TLS is refused in production: staging there. */
@@ -1214,16 +792,16 @@ Test(cli_migrate, startup_refuses_in_production_with_pending_migrations)
     EXPECT_IN(r.err, "todo migrate up");
     EXPECT_IN(r.err, "MIGRATE_ON_START");
     run_free(&r);
-    cr_assert(!d.pg && access(d.path, F_OK) != 0 ? true : table_count(&d, "todos") == 0,
+    cr_assert(!d.pg && access(d.path, F_OK) != 0 ? true : table_exists(&d, "todos") == 0,
               "serve migrated in production");
 
     /* MIGRATE_ON_START=true: it migrates and serves. */
     const char *const env_on[] = {url_env, env[1], env[2], env[3], env[4],
                                   "MIGRATE_ON_START=true", NULL};
     serve_until_listening(env_on, dir);
-    cr_assert_eq(table_count(&d, "todos"), 1);
+    cr_assert_eq(table_exists(&d, "todos"), 1);
     /* Up to date: it starts without MIGRATE_ON_START. */
     serve_until_listening(env, dir);
-    db_done(&d);
-    tree_done(dir);
+    tdb_done(&d);
+    rm_tree(dir);
 }

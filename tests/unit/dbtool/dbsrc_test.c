@@ -551,6 +551,35 @@ Test(dbsrc_legacy, email_collision_names_both_users)
     open_fails(url, DBSRC_LAYOUT_LEGACY, LT1);
 }
 
+/* A legacy file whose tables lack columns the import reads: one message at
+ * open naming every missing column (not the SQL that failed on the first). */
+Test(dbsrc_legacy, missing_columns_are_named_at_open)
+{
+    char url[600], path[512];
+    sqlite3 *db;
+
+    tmp_db(url, sizeof(url), path, sizeof(path));
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sq_exec(db, "CREATE TABLE users (id CHAR(32) PRIMARY KEY, email VARCHAR NOT NULL, "
+                "  password_hash VARCHAR NOT NULL, created_at DATETIME NOT NULL);"
+                "CREATE TABLE tasks (id CHAR(32) PRIMARY KEY, user_id CHAR(32), title VARCHAR, "
+                "  description TEXT, completed BOOLEAN, completed_at DATETIME, "
+                "  created_at DATETIME, updated_at DATETIME);"
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);"
+                "INSERT INTO alembic_version VALUES ('0001');");
+    open_fails(url, DBSRC_LAYOUT_AUTO, "table users has no column name, is_active, updated_at");
+    sq_exec(db, "ALTER TABLE users ADD COLUMN name VARCHAR;"
+                "ALTER TABLE users ADD COLUMN is_active BOOLEAN;"
+                "ALTER TABLE users ADD COLUMN updated_at DATETIME;"
+                "ALTER TABLE tasks DROP COLUMN completed_at");
+    open_fails(url, DBSRC_LAYOUT_LEGACY, "table tasks has no column completed_at, which the "
+                                         "legacy layout needs");
+    sq_exec(db, "ALTER TABLE tasks ADD COLUMN completed_at DATETIME");
+    struct dbsrc *s = open_ok(url, DBSRC_LAYOUT_AUTO);
+    dbsrc_close(s);
+    sqlite3_close(db);
+}
+
 /* A user_id names its user whatever uuid form each is stored in. */
 Test(dbsrc_legacy, user_ids_in_other_forms_name_their_users)
 {

@@ -1,7 +1,7 @@
 /*
- * tests/cli/db_support: see db_support.h.
+ * tests/cli/cli_support: see cli_support.h.
  */
-#include "db_support.h"
+#include "cli_support.h"
 
 #include <criterion/criterion.h>
 #include <crypt.h>
@@ -41,17 +41,25 @@ void sleep_ms(int ms)
         ;
 }
 
+__attribute__((format(printf, 1, 0)))
+static char *vxfmt(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    cr_assert_geq(n, 0);
+    char *p = malloc((size_t)n + 1);
+    cr_assert_not_null(p);
+    vsnprintf(p, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return p;
+}
+
 char *xfmt(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    cr_assert_geq(n, 0);
-    char *p = malloc((size_t)n + 1);
-    cr_assert_not_null(p);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    char *p = vxfmt(fmt, ap);
     va_end(ap);
     return p;
 }
@@ -74,12 +82,20 @@ char *read_all(const char *path)
     return data;
 }
 
-void write_text(const char *path, const char *text)
+void write_text(const char *path, const char *text, const char *mode)
 {
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, mode);
     cr_assert_not_null(f, "%s: %s", path, strerror(errno));
     fputs(text, f);
     cr_assert_eq(fclose(f), 0);
+}
+
+int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
 }
 
 bool file_exists(const char *path)
@@ -120,7 +136,7 @@ static void remove_made_dirs(void)
 void temp_dir(char *out, size_t len)
 {
     const char *base = getenv("TEST_TMPDIR");
-    snprintf(out, len, "%s/cli-db-XXXXXX", base != NULL ? base : "/tmp");
+    snprintf(out, len, "%s/cli-XXXXXX", base != NULL ? base : "/tmp");
     cr_assert_not_null(mkdtemp(out), "mkdtemp %s: %s", out, strerror(errno));
     char *real = realpath(out, NULL);
     cr_assert_not_null(real);
@@ -170,20 +186,28 @@ void uuid_hex32(const char *canon, char out[33])
 
 /* ---- running the binary ---------------------------------------------------- */
 
-void proc_start(struct proc *p, const char *const *args, const char *const *env)
+char **todo_argv(const char *const *args)
+{
+    size_t n = 0;
+    while (args[n] != NULL)
+        n++;
+    char **argv = calloc(n + 2, sizeof(*argv));
+    cr_assert_not_null(argv);
+    argv[0] = (char *)(uintptr_t)env_or_fail("TODO_BIN");
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = (char *)(uintptr_t)args[i];
+    return argv;
+}
+
+void proc_start(struct proc *p, const char *const *args, const char *const *env,
+                const char *cwd)
 {
     static int seq;
-    const char *bin = env_or_fail("TODO_BIN");
     const char *tmp = getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp";
-    char *argv[64];
-    int n = 0;
+    char **argv = todo_argv(args);
 
-    argv[n++] = (char *)(uintptr_t)bin;
-    for (int i = 0; args[i] != NULL && n < 62; i++)
-        argv[n++] = (char *)(uintptr_t)args[i];
-    argv[n] = NULL;
-    snprintf(p->outp, sizeof(p->outp), "%s/dbrun-%d-%d.out", tmp, (int)getpid(), seq);
-    snprintf(p->errp, sizeof(p->errp), "%s/dbrun-%d-%d.err", tmp, (int)getpid(), seq++);
+    snprintf(p->outp, sizeof(p->outp), "%s/clirun-%d-%d.out", tmp, (int)getpid(), seq);
+    snprintf(p->errp, sizeof(p->errp), "%s/clirun-%d-%d.err", tmp, (int)getpid(), seq++);
     fflush(NULL);
     p->pid = fork();
     cr_assert_neq(p->pid, -1);
@@ -195,9 +219,21 @@ void proc_start(struct proc *p, const char *const *args, const char *const *env)
             _exit(127);
         for (int i = 0; env != NULL && env[i] != NULL; i++)
             putenv((char *)(uintptr_t)env[i]);
-        execv(bin, argv);
+        if (cwd != NULL && chdir(cwd) != 0)
+            _exit(127);
+        execv(argv[0], argv);
         _exit(127);
     }
+    free(argv);
+}
+
+bool proc_running(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), 0, "waitid %d: %s",
+                 (int)pid, strerror(errno));
+    return si.si_pid == 0;
 }
 
 struct run proc_finish(struct proc *p, int timeout_ms)
@@ -224,11 +260,18 @@ struct run proc_finish(struct proc *p, int timeout_ms)
     return r;
 }
 
-struct run run_env(const char *const *env, const char *const *args)
+struct run run_env(const char *const *env, const char *cwd, const char *const *args)
 {
     struct proc p;
-    proc_start(&p, args, env);
+    proc_start(&p, args, env, cwd);
     return proc_finish(&p, RUN_TIMEOUT_MS);
+}
+
+void run_expect(int code, const char *const *args)
+{
+    struct run r = run_env(NULL, NULL, args);
+    EXPECT_EXIT(r, code);
+    run_free(&r);
 }
 
 void run_free(struct run *r)
@@ -245,6 +288,13 @@ json_t *json_of(const struct run *r)
     cr_assert_not_null(j, "stdout is not JSON (%s, line %d): %s\nstderr: %s", e.text, e.line,
                        r->out, r->err);
     return j;
+}
+
+long long jint(const json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    cr_assert(json_is_integer(v), "no integer '%s' in %s", key, json_dumps(o, JSON_COMPACT));
+    return json_integer_value(v);
 }
 
 /* ---- databases --------------------------------------------------------------- */
@@ -313,6 +363,17 @@ void tdb_target(struct tdb *d)
         tdb_sqlite(d);
 }
 
+void tdb_shared(struct tdb *d)
+{
+    if (!pg_mode()) {
+        tdb_sqlite(d);
+        return;
+    }
+    memset(d, 0, sizeof(*d));
+    d->pg = true;
+    snprintf(d->url, sizeof(d->url), "%s", env_or_fail("DATABASE_URL"));
+}
+
 void tdb_done(struct tdb *d)
 {
     if (d->pg && d->name[0] != '\0') {
@@ -350,6 +411,16 @@ void sql_exec(const struct tdb *d, const char *sql)
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     cr_assert_eq(rc, SQLITE_OK, "%.300s: %s", sql, msg ? msg : "");
     sqlite3_close(db);
+}
+
+void sql_execf(const struct tdb *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = vxfmt(fmt, ap);
+    va_end(ap);
+    sql_exec(d, sql);
+    free(sql);
 }
 
 struct sbuf {
@@ -466,6 +537,36 @@ long long table_exists(const struct tdb *d, const char *name)
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
                                    " name = '%s'", name);
     return sql_int(d, sql);
+}
+
+long long column_exists(const struct tdb *d, const char *table, const char *column)
+{
+    char sql[256];
+    if (d->pg)
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM information_schema.columns WHERE"
+                                   " table_schema = current_schema() AND table_name = '%s' AND"
+                                   " column_name = '%s'", table, column);
+    else
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s') WHERE name ="
+                                   " '%s'", table, column);
+    return sql_int(d, sql);
+}
+
+char *schema_dump(const struct tdb *d)
+{
+    if (!d->pg)
+        return sql_rows(d, "SELECT type || ' ' || name || ' ' || coalesce(sql, '')"
+                           " FROM sqlite_schema ORDER BY name");
+    char *s = sql_text(
+        d, "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ("
+           " SELECT table_name || '.' || column_name || ' ' || data_type || ' ' ||"
+           "  is_nullable || ' ' || coalesce(column_default, '') AS x"
+           "  FROM information_schema.columns WHERE table_schema = current_schema()"
+           " UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+           " UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
+           "  WHERE connamespace = current_schema()::regnamespace) s");
+    cr_assert_not_null(s);
+    return s;
 }
 
 static bool is_ts_col(const char *c)

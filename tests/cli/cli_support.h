@@ -1,21 +1,27 @@
 /*
- * tests/cli/db_support: what tests/cli/db_test.c needs to drive `todo db
- * copy | verify | backup` as a user does — the real binary (TODO_BIN), its
+ * tests/cli/cli_support: what every CLI suite (tests/cli/<name>_test.c)
+ * needs to drive `todo` as a user does — the real binary (TODO_BIN), its
  * exit codes and output; databases of a test's own (a fresh SQLite file, or
  * a fresh PostgreSQL database made with CREATE DATABASE on
- * WITH_PG_CLUSTER_URL); reading them back through the databases' own
- * clients (sqlite3, libpq), never through the code under test; the old
- * Python app's "legacy" SQLite layout, with bcrypt hashes made by libxcrypt;
- * and `todo serve` on a database with a small libcurl client.
+ * WITH_PG_CLUSTER_URL), or the suite's shared DATABASE_URL; reading them
+ * back through the databases' own clients (sqlite3, libpq), never through
+ * the code under test; the old Python app's "legacy" SQLite layout, with
+ * bcrypt hashes made by libxcrypt; and `todo serve` on a database with a
+ * small libcurl client.
  *
- * Every function asserts (Criterion cr_assert), so call them from a test
- * body only. Strings returned are malloc'd; the caller frees them.
+ * Failures are Criterion assertions (cr_assert), so call the functions from
+ * a test body or its .init/.fini; a test's helper thread may use only
+ * mono_ms, sleep_ms, and xfmt and uuid_v4 (which fail only when out of
+ * memory or entropy). Strings returned are malloc'd; the caller frees them.
  * Directories made by temp_dir are removed at exit even when an assertion
  * ended the test early; a started server dies with the test process.
+ * Databases made by tdb_pg are dropped by tdb_done; the shared one
+ * (tdb_shared) never is.
  */
-#ifndef TODO_TESTS_CLI_DB_SUPPORT_H
-#define TODO_TESTS_CLI_DB_SUPPORT_H
+#ifndef TODO_TESTS_CLI_CLI_SUPPORT_H
+#define TODO_TESTS_CLI_CLI_SUPPORT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +36,10 @@
 int64_t mono_ms(void);
 void sleep_ms(int ms);
 char *read_all(const char *path); /* "" when missing */
-void write_text(const char *path, const char *text);
+/* fopen(path, mode) ("w" or "a"), text written, closed. */
+void write_text(const char *path, const char *text, const char *mode);
+/* How many times needle occurs in hay (overlapping ones too). */
+int count_of(const char *hay, const char *needle);
 bool file_exists(const char *path);
 /* A fresh directory under TEST_TMPDIR (or /tmp); rm_tree removes it. */
 void temp_dir(char *out, size_t len);
@@ -55,18 +64,28 @@ struct run {
 
 struct proc {
     pid_t pid;
-    char outp[600], errp[600];
+    char outp[PATH_MAX], errp[PATH_MAX]; /* its stdout and stderr, as they grow */
 };
 
-/* Start TODO_BIN with args (NULL-terminated, without argv[0]) and env
- * ("NAME=value" added to the test's environment, NULL-terminated or NULL). */
-void proc_start(struct proc *p, const char *const *args, const char *const *env);
+/* argv for execv: TODO_BIN, then args (NULL-terminated, without argv[0]).
+ * The caller frees the array (not the strings, which stay the caller's). */
+char **todo_argv(const char *const *args);
+/* Start TODO_BIN with args, stdin on /dev/null, env ("NAME=value" added to
+ * the test's environment, NULL-terminated or NULL), in directory cwd (NULL:
+ * the test's). */
+void proc_start(struct proc *p, const char *const *args, const char *const *env,
+                const char *cwd);
+/* True while pid (a child) has not exited; it is not reaped. */
+bool proc_running(pid_t pid);
 /* Wait (killing after timeout_ms) and collect the output. */
 struct run proc_finish(struct proc *p, int timeout_ms);
-struct run run_env(const char *const *env, const char *const *args);
+struct run run_env(const char *const *env, const char *cwd, const char *const *args);
 void run_free(struct run *r);
+/* Run args; assert the exit code (naming stdout and stderr otherwise). */
+void run_expect(int code, const char *const *args);
 
-#define RUN(...) run_env(NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define RUN(...) run_env(NULL, NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define EXPECT_RUN(code, ...) run_expect((code), (const char *const[]){__VA_ARGS__, NULL})
 
 #define EXPECT_EXIT(r, code)                                                                       \
     cr_assert_eq((r).status, (code), "exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", (r).status, \
@@ -78,6 +97,8 @@ void run_free(struct run *r);
 
 /* stdout parsed as JSON (fails the test otherwise). */
 json_t *json_of(const struct run *r);
+/* The integer o[key] (fails the test when it is not one). */
+long long jint(const json_t *o, const char *key);
 
 /* ---- databases ---- */
 
@@ -85,7 +106,7 @@ struct tdb {
     char url[1024];
     char path[700]; /* SQLite file */
     char dir[600];  /* SQLite: its directory (removed by tdb_done) */
-    char name[64];  /* PostgreSQL: database name (dropped by tdb_done) */
+    char name[64];  /* PostgreSQL: database name (dropped by tdb_done; "" for tdb_shared) */
     bool pg;
 };
 
@@ -95,17 +116,28 @@ void tdb_sqlite(struct tdb *d);
 void tdb_pg(struct tdb *d);
 /* PostgreSQL in pg_mode(), SQLite otherwise. */
 void tdb_target(struct tdb *d);
+/* DATABASE_URL itself in pg_mode() (never dropped: with-pg checks it), a
+ * fresh SQLite file otherwise. */
+void tdb_shared(struct tdb *d);
+/* Drop / remove what tdb_pg / tdb_sqlite made; a zeroed or done d is fine. */
 void tdb_done(struct tdb *d);
 
 void sql_exec(const struct tdb *d, const char *sql);
+/* sql_exec of a printf-formatted statement. */
+void sql_execf(const struct tdb *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long long sql_int(const struct tdb *d, const char *sql);
 /* The first column of the first row as text ("<NULL>" for NULL; NULL when
  * there is no row). */
 char *sql_text(const struct tdb *d, const char *sql);
 /* Every row of `sql`, columns joined by '|', rows by '\n'; NULL as <NULL>. */
 char *sql_rows(const struct tdb *d, const char *sql);
-/* 1 when table `name` exists. */
+/* 1 when table `name` exists (0 otherwise). */
 long long table_exists(const struct tdb *d, const char *name);
+/* 1 when table.column exists (0 otherwise). */
+long long column_exists(const struct tdb *d, const char *table, const char *column);
+/* The schema as text, by the database's own catalog (columns with types and
+ * defaults, indexes, constraints on PostgreSQL; sqlite_schema on SQLite). */
+char *schema_dump(const struct tdb *d);
 
 /* users and todos in canonical text (uuids lower-case, booleans 0/1,
  * timestamps "YYYY-MM-DDTHH:MM:SS.mmmZ" UTC), ordered by id, read with the
