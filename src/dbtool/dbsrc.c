@@ -975,19 +975,25 @@ static int hex_md5(const char *hex, unsigned char md5[16])
     return 0;
 }
 
+/* The digest hashes text as the server stores it (textsend). */
+static int pg_digest_encoding_ok(struct dbsrc *s, char *err, size_t errlen)
+{
+    if (s->pg_encoding != NULL &&
+        (strcmp(s->pg_encoding, "UTF8") == 0 || strcmp(s->pg_encoding, "SQL_ASCII") == 0))
+        return 0;
+    set_err(err, errlen, "%s: server_encoding %s: digests need a UTF8 database", s->label,
+            s->pg_encoding != NULL ? s->pg_encoding : "unknown");
+    return -1;
+}
+
 static int pg_digest(struct dbsrc *s, const struct dbtable *t, const char *lo, const char *hi,
                      unsigned char md5[16], int64_t *rows, char *err, size_t errlen)
 {
     struct buf q;
     int ret = -1;
 
-    /* The digest hashes text as the server stores it (textsend). */
-    if (s->pg_encoding == NULL ||
-        (strcmp(s->pg_encoding, "UTF8") != 0 && strcmp(s->pg_encoding, "SQL_ASCII") != 0)) {
-        set_err(err, errlen, "%s: server_encoding %s: digests need a UTF8 database", s->label,
-                s->pg_encoding != NULL ? s->pg_encoding : "unknown");
+    if (pg_digest_encoding_ok(s, err, errlen) != 0)
         return -1;
-    }
     buf_init(&q, 1 << 16);
     buf_printf(&q,
                "SELECT md5(coalesce(string_agg(%s, ''::bytea ORDER BY id), ''::bytea)), "
@@ -1292,4 +1298,133 @@ int dbsrc_digest(struct dbsrc *s, const struct dbtable *t, const char *lo, const
         return -1;
     *rows = d.rows;
     return 0;
+}
+
+/* ---- bucket digests ----------------------------------------------------------- */
+
+/* PostgreSQL: one query. width_bucket(id, bounds) counts the bounds <= id;
+ * a key equal to a bound belongs to the bucket that bound closes, hence
+ * the one subtracted. The inner ORDER BY (bucket, id) lets the grouping
+ * read each bucket's rows in key order after one sort (the aggregate's
+ * own ORDER BY id keeps the digest right whatever the plan). Buckets
+ * without rows are absent from the result: they keep the empty digest. */
+static int pg_digest_buckets(struct dbsrc *s, const struct dbtable *t,
+                             const char (*keys)[DBROW_UUID_LEN + 1], size_t nbounds,
+                             unsigned char (*md5)[16], int64_t *rows, char *err, size_t errlen)
+{
+    struct buf q, arr;
+    int ret = -1;
+
+    if (pg_digest_encoding_ok(s, err, errlen) != 0)
+        return -1;
+    buf_init(&q, 1 << 16);
+    buf_init(&arr, SIZE_MAX);
+    buf_append_char(&arr, '{');
+    for (size_t i = 0; i < nbounds; i++)
+        buf_printf(&arr, "%s%s", i > 0 ? "," : "", keys[i]);
+    buf_append_char(&arr, '}');
+    buf_printf(&q,
+               "SELECT b, md5(coalesce(string_agg(e, ''::bytea ORDER BY id), ''::bytea)), "
+               "count(*) FROM (SELECT w - (w > 0 AND id = ($1::uuid[])[w])::int AS b, id, "
+               "%s AS e FROM (SELECT width_bucket(id, $1::uuid[]) AS w, * FROM %s) t0 "
+               "ORDER BY 1, 2) t GROUP BY b ORDER BY b",
+               dbrow_pg_digest_sql(t), t->name);
+    const char *params[] = {arr.data};
+    PGresult *r = pg_query(s, q.data, 1, params, err, errlen);
+    if (r == NULL)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long b = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (b < 0 || (unsigned long long)b > nbounds ||
+            hex_md5(PQgetvalue(r, i, 1), md5[b]) != 0) {
+            set_err(err, errlen, "%s: %s: unexpected bucket digest result", s->label, t->name);
+            PQclear(r);
+            goto out;
+        }
+        rows[b] = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    }
+    PQclear(r);
+    ret = 0;
+out:
+    buf_free(&arr);
+    buf_free(&q);
+    return ret;
+}
+
+struct bucket_ctx {
+    EVP_MD_CTX *md;
+    const char (*keys)[DBROW_UUID_LEN + 1];
+    size_t nbounds, cur;
+    unsigned char (*md5)[16];
+    int64_t *rows;
+};
+
+static void bucket_close(struct bucket_ctx *b)
+{
+    unsigned int len = 0;
+
+    EVP_DigestFinal_ex(b->md, b->md5[b->cur], &len);
+    EVP_DigestInit_ex(b->md, EVP_md5(), NULL);
+    b->cur++;
+}
+
+static int bucket_row(void *ctx, const struct dbrow *row)
+{
+    struct bucket_ctx *b = ctx;
+    const char *pk = dbrow_pk(row);
+
+    while (b->cur < b->nbounds && strcmp(pk, b->keys[b->cur]) > 0)
+        bucket_close(b);
+    dbrow_digest_update(b->md, row);
+    b->rows[b->cur]++;
+    return 0;
+}
+
+/* SQLite: one scan in key order, each row into its bucket's MD5. */
+static int sq_digest_buckets(struct dbsrc *s, const struct dbtable *t,
+                             const char (*keys)[DBROW_UUID_LEN + 1], size_t nbounds,
+                             unsigned char (*md5)[16], int64_t *rows, char *err, size_t errlen)
+{
+    struct bucket_ctx b = {EVP_MD_CTX_new(), keys, nbounds, 0, md5, rows};
+    int rc;
+
+    if (b.md == NULL || !EVP_DigestInit_ex(b.md, EVP_md5(), NULL))
+        abort(); /* out of memory */
+    rc = dbsrc_scan(s, t, NULL, NULL, 0, bucket_row, NULL, &b, err, errlen);
+    while (rc == 0 && b.cur <= nbounds)
+        bucket_close(&b);
+    EVP_MD_CTX_free(b.md);
+    return rc == 0 ? 0 : -1;
+}
+
+int dbsrc_digest_buckets(struct dbsrc *s, const struct dbtable *t, const char *const *bounds,
+                         size_t nbounds, unsigned char (*md5)[16], int64_t *rows, char *err,
+                         size_t errlen)
+{
+    char (*keys)[DBROW_UUID_LEN + 1] = xmalloc((nbounds + 1) * sizeof(*keys));
+    unsigned char empty[16];
+    int rc = -1;
+
+    for (size_t i = 0; i < nbounds; i++) {
+        if (bounds[i] == NULL || !bound_ok(bounds[i], keys[i])) {
+            set_err(err, errlen, "%s: %s: a bucket bound is not a UUID", s->label, t->name);
+            goto out;
+        }
+        if (i > 0 && strcmp(keys[i - 1], keys[i]) >= 0) {
+            set_err(err, errlen, "%s: %s: bucket bounds not in strictly ascending order",
+                    s->label, t->name);
+            goto out;
+        }
+    }
+    if (!EVP_Digest("", 0, empty, NULL, EVP_md5(), NULL))
+        abort();
+    for (size_t i = 0; i <= nbounds; i++) {
+        memcpy(md5[i], empty, sizeof(empty));
+        rows[i] = 0;
+    }
+    rc = s->pg ? pg_digest_buckets(s, t, keys, nbounds, md5, rows, err, errlen)
+               : sq_digest_buckets(s, t, keys, nbounds, md5, rows, err, errlen);
+out:
+    free(keys);
+    return rc;
 }

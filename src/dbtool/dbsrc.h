@@ -134,4 +134,20 @@ int dbsrc_scan(struct dbsrc *s, const struct dbtable *t, const char *lo, const c
 int dbsrc_digest(struct dbsrc *s, const struct dbtable *t, const char *lo, const char *hi,
                  unsigned char md5[16], int64_t *rows, char *err, size_t errlen);
 
+/* Digests and row counts of the nbounds + 1 buckets into which the keys
+ * bounds[] (UUIDs, strictly ascending) cut t's key space, in one pass over
+ * the table: bucket i holds the keys in (bounds[i-1], bounds[i]], bucket 0
+ * every key <= bounds[0] (every key when nbounds is 0), bucket nbounds
+ * every key > bounds[nbounds-1]. Each bucket gets exactly what
+ * dbsrc_digest gives for its range (an empty bucket: MD5 of nothing, 0
+ * rows). md5 and rows have nbounds + 1 entries. PostgreSQL: one query,
+ * which sorts the table's encoding once (work_mem, then temporary files)
+ * and holds one bucket's encoding at a time (the same 1 GB limit as
+ * dbsrc_digest); the bounds go as one parameter (37 bytes a bound).
+ * SQLite: one scan in key order, converting (a row that cannot be
+ * converted is an error). */
+int dbsrc_digest_buckets(struct dbsrc *s, const struct dbtable *t, const char *const *bounds,
+                         size_t nbounds, unsigned char (*md5)[16], int64_t *rows, char *err,
+                         size_t errlen);
+
 #endif

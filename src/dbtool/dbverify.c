@@ -1,20 +1,21 @@
 /*
- * dbtool/dbverify: range digests of both sides, bisection of the ranges
- * that differ, and a merge by key of the small ranges left.
+ * dbtool/dbverify: bucket digests of both sides in one pass each,
+ * bisection of the buckets that differ, and a merge by key of the small
+ * ranges left.
  *
- * Memory: the source keys of two chunks (at most chunk_rows each: the one
- * being compared, kept so that it can be split at its middle source key
- * without reading it again, and the next one, read ahead), and, during a
- * merge, the rows of the side that has at most leaf_rows rows in the
- * range (copied); the other side is streamed.
+ * Memory: the buckets' bounds (every chunk_rows-th source key) and both
+ * sides' digests of them; the source keys of the one differing bucket
+ * being bisected (at most chunk_rows: split points, read only for a bucket
+ * that differs); and, during a merge, the rows of the side that has at
+ * most leaf_rows rows in the range (copied); the other side is streamed.
  *
- * The target's range digests run on a second thread (struct dworker) while
- * the main thread digests the source's range: with a PostgreSQL target the
- * work happens in the server, with a SQLite one on the other core. The
+ * The target's digests run on a second thread (struct dworker) while the
+ * main thread digests the source: with a PostgreSQL target the work
+ * happens in the server, with a SQLite one on the other core. The
  * target's dbsrc is only touched by one thread at a time (the hand-over
- * goes through the worker's mutex); merges use it from the main thread
- * while the worker is idle. (dbconv is pure, so the two threads may
- * convert at the same time.)
+ * goes through the worker's mutex; the bucket digests it writes are read
+ * after it); merges use it from the main thread while the worker is idle.
+ * (dbconv is pure, so the two threads may convert at the same time.)
  */
 #include "dbtool/dbverify.h"
 
@@ -49,6 +50,8 @@ struct rdigest {
 
 enum dworker_state { DW_IDLE, DW_REQUEST, DW_DONE, DW_QUIT };
 
+struct buckets;
+
 /* The thread that computes the target's digests (see the top comment). */
 struct dworker {
     pthread_t th;
@@ -59,20 +62,27 @@ struct dworker {
     const struct dbtable *t;
     struct vkey lo, hi;
     bool has_lo, has_hi;
+    struct buckets *b; /* non-NULL: a request for the target's bucket digests */
     struct rdigest out;
     int rc;
     char err[WORKER_ERRLEN];
 };
 
-/* A chunk: the range (lo, hi] where hi is its last source key (NULL for
- * the last chunk, which runs to the end), and its source keys, ascending. */
+/* The source keys of one bucket that differs, ascending: bisection splits
+ * at them. */
 struct chunk {
-    struct vkey lo;
-    bool has_lo, last;
     struct vkey *keys;
     size_t n, alloc;
-    bool has_digest; /* the source's digest came with the keys (SQLite) */
-    struct rdigest digest;
+};
+
+/* The first-level ranges: bucket i is (bounds[i-1], bounds[i]] (open at
+ * both ends: dbsrc_digest_buckets), with both sides' digests. */
+struct buckets {
+    struct vkey *bounds;
+    size_t nbounds, alloc;
+    const char **ptrs; /* bounds[i].s, for dbsrc_digest_buckets */
+    int64_t *src, *dst; /* rows, nbounds + 1 each */
+    unsigned char (*src_md5)[16], (*dst_md5)[16];
 };
 
 struct verifier {
@@ -82,8 +92,7 @@ struct verifier {
     struct dbverify_table *tr;
     int64_t chunk_rows, leaf_rows;
     size_t max_report;
-    struct chunk *cur; /* the chunk being compared (its keys split ranges) */
-    bool src_inline;   /* SQLite source: keys and digest in one pass */
+    struct chunk *cur; /* the bucket being compared (its keys split ranges) */
     char *err;
     size_t errlen;
 };
@@ -108,9 +117,13 @@ static void *dworker_main(void *arg)
         if (w->state == DW_QUIT)
             break;
         pthread_mutex_unlock(&w->mu);
-        w->rc = dbsrc_digest(w->dst, w->t, w->has_lo ? w->lo.s : NULL,
-                             w->has_hi ? w->hi.s : NULL,
-                             w->out.md5, &w->out.rows, w->err, sizeof(w->err));
+        if (w->b != NULL)
+            w->rc = dbsrc_digest_buckets(w->dst, w->t, w->b->ptrs, w->b->nbounds, w->b->dst_md5,
+                                         w->b->dst, w->err, sizeof(w->err));
+        else
+            w->rc = dbsrc_digest(w->dst, w->t, w->has_lo ? w->lo.s : NULL,
+                                 w->has_hi ? w->hi.s : NULL, w->out.md5, &w->out.rows, w->err,
+                                 sizeof(w->err));
         pthread_mutex_lock(&w->mu);
         w->state = DW_DONE;
         pthread_cond_broadcast(&w->cv);
@@ -164,8 +177,22 @@ static void dworker_post(struct dworker *w, const struct dbtable *t, const char 
     pthread_mutex_lock(&w->mu);
     assert(w->state == DW_IDLE); /* one request at a time */
     w->t = t;
+    w->b = NULL;
     key_set(&w->lo, &w->has_lo, lo);
     key_set(&w->hi, &w->has_hi, hi);
+    w->state = DW_REQUEST;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The target's digests of b's buckets, into b->dst and b->dst_md5 (which
+ * the main thread reads only after dworker_wait). */
+static void dworker_post_buckets(struct dworker *w, const struct dbtable *t, struct buckets *b)
+{
+    pthread_mutex_lock(&w->mu);
+    assert(w->state == DW_IDLE);
+    w->t = t;
+    w->b = b;
     w->state = DW_REQUEST;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -419,12 +446,12 @@ static int compare_range(struct verifier *v, const char *lo, const char *hi, siz
     return compare_digests(v, lo, hi, a, b, &s, &d);
 }
 
-/* ---- chunks ---- */
+/* ---- buckets ---- */
 
+/* Keys of one range of the source, ascending. */
 struct key_scan {
     struct chunk *c;
     size_t max;
-    EVP_MD_CTX *md; /* NULL: keys only */
 };
 
 static int key_add(void *ctx, const struct dbrow *r)
@@ -441,88 +468,103 @@ static int key_add(void *ctx, const struct dbrow *r)
     }
     memcpy(c->keys[c->n].s, dbrow_pk(r), sizeof(c->keys[0].s)); /* canonical: 36 + NUL */
     c->n++;
-    if (ks->md != NULL)
-        dbrow_digest_update(ks->md, r);
     return c->n == ks->max ? SCAN_FULL : 0;
 }
 
-/* The chunk after `lo` (NULL: the first): up to chunk_rows source keys. A
- * chunk short of chunk_rows is the last: it runs to the end. A SQLite
- * source is read in full rows, so the chunk's digest (the same bytes
- * dbsrc_digest would feed MD5) comes from the same pass; a PostgreSQL
- * source is read keys only and digests in the server. */
-static int chunk_load(struct verifier *v, struct chunk *c, const char *lo)
+/* The source's keys of (lo, hi]: at most chunk_rows (a bucket's), or the
+ * scan stops there; compare_digests then finds the count off. */
+static int chunk_load(struct verifier *v, struct chunk *c, const char *lo, const char *hi)
 {
     struct key_scan ks = {.c = c, .max = (size_t)v->chunk_rows};
-    unsigned flags = DBSRC_SCAN_KEYS_ONLY;
-    unsigned int len = 0;
-    int rc;
 
-    key_set(&c->lo, &c->has_lo, lo);
     c->n = 0;
-    c->has_digest = false;
-    if (v->src_inline) {
-        if ((ks.md = EVP_MD_CTX_new()) == NULL || !EVP_DigestInit_ex(ks.md, EVP_md5(), NULL))
-            abort(); /* out of memory */
-        flags = 0;
+    int rc = dbsrc_scan(v->src, v->t, lo, hi, DBSRC_SCAN_KEYS_ONLY, key_add, NULL, &ks, v->err,
+                        v->errlen);
+    return rc == 0 || rc == SCAN_FULL ? 0 : -1;
+}
+
+struct bound_scan {
+    struct buckets *b;
+    int64_t every, seen;
+};
+
+static int bound_add(void *ctx, const struct dbrow *r)
+{
+    struct bound_scan *bs = ctx;
+    struct buckets *b = bs->b;
+
+    if (++bs->seen % bs->every != 0)
+        return 0;
+    if (b->nbounds == b->alloc) {
+        b->alloc = b->alloc ? b->alloc * 2 : 64;
+        b->bounds = xrealloc(b->bounds, b->alloc * sizeof(*b->bounds));
     }
-    rc = dbsrc_scan(v->src, v->t, lo, NULL, flags, key_add, NULL, &ks, v->err, v->errlen);
-    if (ks.md != NULL) {
-        EVP_DigestFinal_ex(ks.md, c->digest.md5, &len);
-        EVP_MD_CTX_free(ks.md);
-        c->digest.rows = (int64_t)c->n;
-        c->has_digest = true;
-    }
-    if (rc != 0 && rc != SCAN_FULL)
-        return -1;
-    c->last = c->n < ks.max;
+    memcpy(b->bounds[b->nbounds++].s, dbrow_pk(r), sizeof(b->bounds[0].s));
     return 0;
 }
 
-static const char *chunk_lo(const struct chunk *c)
+/* The buckets' bounds: every chunk_rows-th source key (one keys-only
+ * scan), then room for both sides' digests. */
+static int buckets_load(struct verifier *v, struct buckets *b)
 {
-    return c->has_lo ? c->lo.s : NULL;
-}
+    struct bound_scan bs = {.b = b, .every = v->chunk_rows};
 
-static const char *chunk_hi(const struct chunk *c)
-{
-    return c->last ? NULL : c->keys[c->n - 1].s;
-}
-
-/* Chunk by chunk, one ahead: while the target digests a chunk, this
- * thread digests the source's (unless it came with the keys) and reads the
- * next chunk, so that the target's next digest can start as soon as this
- * one is compared. */
-static int compare_chunks(struct verifier *v, struct chunk *cur, struct chunk *next)
-{
-    struct rdigest d;
-
-    if (chunk_load(v, cur, NULL) != 0)
+    if (dbsrc_scan(v->src, v->t, NULL, NULL, DBSRC_SCAN_KEYS_ONLY, bound_add, NULL, &bs, v->err,
+                   v->errlen) != 0)
         return -1;
-    target_start(v, chunk_lo(cur), chunk_hi(cur));
-    for (;;) {
-        int rc = 0;
-        if (!cur->has_digest)
-            rc = source_digest(v, chunk_lo(cur), chunk_hi(cur), &cur->digest);
-        if (rc == 0 && !cur->last)
-            rc = chunk_load(v, next, chunk_hi(cur));
-        if (target_finish(v, &d, rc != 0) != 0)
-            return -1;
-        v->cur = cur;
-        if (compare_digests(v, chunk_lo(cur), chunk_hi(cur), 0, cur->n, &cur->digest, &d) != 0)
-            return -1;
-        if (cur->last)
-            return 0;
-        struct chunk *t = cur;
-        cur = next;
-        next = t;
-        target_start(v, chunk_lo(cur), chunk_hi(cur));
-    }
+    b->ptrs = xcalloc(b->nbounds + 1, sizeof(*b->ptrs));
+    for (size_t i = 0; i < b->nbounds; i++)
+        b->ptrs[i] = b->bounds[i].s;
+    b->src = xcalloc(b->nbounds + 1, sizeof(*b->src));
+    b->dst = xcalloc(b->nbounds + 1, sizeof(*b->dst));
+    b->src_md5 = xcalloc(b->nbounds + 1, sizeof(*b->src_md5));
+    b->dst_md5 = xcalloc(b->nbounds + 1, sizeof(*b->dst_md5));
+    return 0;
+}
+
+static void buckets_free(struct buckets *b)
+{
+    free(b->bounds);
+    free(b->ptrs);
+    free(b->src);
+    free(b->dst);
+    free(b->src_md5);
+    free(b->dst_md5);
+}
+
+/* Both sides' bucket digests, the target's on the worker meanwhile. */
+static int buckets_digest(struct verifier *v, struct buckets *b)
+{
+    struct rdigest ignored;
+
+    dworker_post_buckets(v->w, v->t, b);
+    int rc = dbsrc_digest_buckets(v->src, v->t, b->ptrs, b->nbounds, b->src_md5, b->src,
+                                  v->err, v->errlen);
+    return target_finish(v, &ignored, rc != 0);
+}
+
+/* Bucket i of b: (bounds[i-1], bounds[i]], open at the ends. */
+static int compare_bucket(struct verifier *v, const struct buckets *b, size_t i,
+                          struct chunk *c)
+{
+    const char *lo = i > 0 ? b->bounds[i - 1].s : NULL;
+    const char *hi = i < b->nbounds ? b->bounds[i].s : NULL;
+    struct rdigest s = {.rows = b->src[i]}, d = {.rows = b->dst[i]};
+
+    memcpy(s.md5, b->src_md5[i], sizeof(s.md5));
+    memcpy(d.md5, b->dst_md5[i], sizeof(d.md5));
+    if (digest_equal(&s, &d))
+        return 0;
+    if (chunk_load(v, c, lo, hi) != 0)
+        return -1;
+    v->cur = c;
+    return compare_digests(v, lo, hi, 0, c->n, &s, &d);
 }
 
 static int verify_table(struct verifier *v)
 {
-    struct chunk a = {.has_lo = false}, b = {.has_lo = false};
+    struct buckets b = {0};
+    struct chunk c = {0};
     double t0 = now_s();
     int rc = -1;
 
@@ -530,14 +572,17 @@ static int verify_table(struct verifier *v)
     if (dbsrc_count(v->src, v->t, &v->tr->source_rows, v->err, v->errlen) != 0 ||
         dbsrc_count(v->dst, v->t, &v->tr->target_rows, v->err, v->errlen) != 0)
         goto out;
-    if (compare_chunks(v, &a, &b) != 0)
+    if (buckets_load(v, &b) != 0 || buckets_digest(v, &b) != 0)
         goto out;
+    for (size_t i = 0; i <= b.nbounds; i++)
+        if (compare_bucket(v, &b, i, &c) != 0)
+            goto out;
     v->tr->seconds = now_s() - t0;
     rc = 0;
 out:
     v->cur = NULL;
-    free(a.keys);
-    free(b.keys);
+    buckets_free(&b);
+    free(c.keys);
     return rc;
 }
 
@@ -585,7 +630,6 @@ int dbverify_run(const struct dbverify_opts *o, struct dbverify_result *res, cha
     if (open_sides(o, tz, &v) != 0)
         goto out;
     res->source_layout = dbsrc_layout(v.src);
-    v.src_inline = strcmp(dbsrc_dialect(v.src), "sqlite") == 0;
     for (size_t i = 0; i < ntables && i < room; i++) {
         v.t = &tables[i];
         v.tr = &res->tables[res->ntables++];

@@ -7,25 +7,28 @@
  *
  * Method, per table (dbtool/dbsrc.h on both sides, each in one snapshot):
  *   1. row counts;
- *   2. the key space is cut into ranges of about `chunk_rows` source keys
- *      (boundaries from a keys-only scan of the source — a SQLite source is
- *      read in full rows instead and its range digest taken in the same
- *      pass; the first range starts at the beginning, the last runs to the
- *      end, so rows the target has beyond the source's keys are seen);
- *   3. each range's digest (MD5 of the canonical encoding, dbrow.h) and
- *      count are compared — computed by PostgreSQL itself on a PostgreSQL
- *      side, so little crosses the network; the target's digest of a range
- *      is computed on a second thread while the source's is;
- *   4. a range that differs is bisected (split at its middle source key)
- *      until one side holds at most `leaf_rows` rows of it; then that
- *      side's rows are read into memory, the other side's are streamed
- *      past them and merged by key, and every missing (in source, not
- *      target), extra (in target, not source) and different row (with the
- *      names of the differing columns, in column order) is reported, in
- *      key order.
- * Cost grows linearly with the rows (plus the differing ranges' bisection);
- * memory is bounded by two ranges' keys (2 × chunk_rows) and leaf_rows
- * rows.
+ *   2. the key space is cut into buckets of `chunk_rows` source keys: the
+ *      bounds are every chunk_rows-th source key (one keys-only scan of
+ *      the source); the first bucket starts at the beginning, the last
+ *      runs to the end, so rows the target has beyond the source's keys
+ *      are seen;
+ *   3. every bucket's digest (MD5 of the canonical encoding, dbrow.h) and
+ *      count, in one pass over each side (dbsrc_digest_buckets: computed
+ *      by PostgreSQL itself on a PostgreSQL side, in one query, so little
+ *      crosses the network; a SQLite side is scanned once in key order);
+ *      the target's pass runs on a second thread while the source's runs;
+ *   4. a bucket that differs has its source keys read (a keys-only scan of
+ *      its range) and is bisected (split at its middle source key, both
+ *      halves digested with dbsrc_digest) until one side holds at most
+ *      `leaf_rows` rows of a range; then that side's rows are read into
+ *      memory, the other side's are streamed past them and merged by key,
+ *      and every missing (in source, not target), extra (in target, not
+ *      source) and different row (with the names of the differing
+ *      columns, in column order) is reported, in key order.
+ * Cost grows linearly with the rows (plus the differing buckets'
+ * bisection). Memory: the bounds and both sides' bucket digests (about 100
+ * bytes per bucket: 1M rows at the default chunk_rows are 100 buckets),
+ * one differing bucket's source keys (chunk_rows) and leaf_rows rows.
  *
  * Reports: the first `max_report` differences of each table are kept in
  * full; beyond that only counted. A source row that cannot be converted is

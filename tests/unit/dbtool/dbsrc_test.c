@@ -327,6 +327,169 @@ Test(dbsrc_sqlite, ranges_and_keys_only)
     dbsrc_close(s);
 }
 
+/* ---- bucket digests (both dialects) ------------------------------------------ */
+
+#define B_FIRST "00000000-0000-0000-0000-000000000000"
+#define B_LAST "f0000000-0000-0000-0000-000000000000"
+#define MAX_BUCKETS 64
+
+/* dbsrc_digest_buckets over `bounds`, each bucket checked against
+ * dbsrc_digest of its range; the buckets' rows (and digests) returned. */
+static void buckets_ok(struct dbsrc *s, const char *table, const char *const *bounds, size_t nb,
+                       int64_t *rows, unsigned char (*md)[16])
+{
+    char err[512];
+
+    cr_assert_lt(nb, MAX_BUCKETS);
+    for (size_t i = 0; i <= nb; i++)
+        rows[i] = -7; /* every entry must be written */
+    cr_assert_eq(dbsrc_digest_buckets(s, dbrow_table(table), bounds, nb, md, rows, err,
+                                      sizeof(err)), 0, "%s", err);
+    for (size_t i = 0; i <= nb; i++) {
+        unsigned char want[16];
+        int64_t n = -1;
+        cr_assert_eq(dbsrc_digest(s, dbrow_table(table), i > 0 ? bounds[i - 1] : NULL,
+                                  i < nb ? bounds[i] : NULL, want, &n, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_expect_eq(rows[i], n, "%s bucket %zu of %zu: %lld rows, its range %lld",
+                     dbsrc_dialect(s), i, nb + 1, (long long)rows[i], (long long)n);
+        cr_expect_arr_eq(md[i], want, 16, "%s bucket %zu of %zu: digest differs from its range's",
+                         dbsrc_dialect(s), i, nb + 1);
+    }
+}
+
+static void expect_rows(const int64_t *rows, const int64_t *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_expect_eq(rows[i], want[i], "%s: bucket %zu has %lld rows, want %lld", what, i,
+                     (long long)rows[i], (long long)want[i]);
+}
+
+static void buckets_fail(struct dbsrc *s, const char *const *bounds, size_t nb, const char *want)
+{
+    unsigned char md[MAX_BUCKETS][16];
+    int64_t rows[MAX_BUCKETS];
+    char err[512] = "";
+
+    cr_expect_eq(dbsrc_digest_buckets(s, dbrow_table("todos"), bounds, nb, md, rows, err,
+                                      sizeof(err)), -1);
+    cr_expect(strstr(err, want) != NULL, "\"%s\" lacks \"%s\"", err, want);
+}
+
+/* The todos T(1)..T(5) (ranges_and_keys_only's rows) cut every way: a key
+ * equal to a bound closes that bound's bucket; buckets before the first
+ * key, between keys and after the last stay empty. `md` gets the digests
+ * of the cut {B_FIRST, T(3), T(5), B_LAST}, to compare across dialects. */
+static void bucket_cases(struct dbsrc *s, unsigned char (*cut)[16])
+{
+    unsigned char md[MAX_BUCKETS][16], empty[16];
+    int64_t rows[MAX_BUCKETS];
+    unsigned int len;
+
+    EVP_Digest("", 0, empty, &len, EVP_md5(), NULL);
+    const char *on_keys[] = {T(2), T(4)};
+    buckets_ok(s, "todos", on_keys, 2, rows, md);
+    expect_rows(rows, (const int64_t[]){2, 2, 1}, 3, "bounds on keys");
+
+    const char *edges[] = {B_FIRST, T(3), T(5), B_LAST};
+    buckets_ok(s, "todos", edges, 4, rows, cut);
+    expect_rows(rows, (const int64_t[]){0, 3, 2, 0, 0}, 5, "bounds around the keys");
+    cr_expect_arr_eq(cut[0], empty, 16);
+    cr_expect_arr_eq(cut[3], empty, 16);
+    cr_expect_arr_eq(cut[4], empty, 16);
+
+    buckets_ok(s, "todos", NULL, 0, rows, md); /* no bound: one bucket, every row */
+    expect_rows(rows, (const int64_t[]){5}, 1, "no bounds");
+
+    const char *every[] = {T(1), T(2), T(3), T(4), T(5)};
+    buckets_ok(s, "todos", every, 5, rows, md);
+    expect_rows(rows, (const int64_t[]){1, 1, 1, 1, 1, 0}, 6, "a bound per key");
+
+    /* Any UUID spelling; the bounds are canonicalised. */
+    const char *spelled[] = {"1000000000007000800000000000000" "3", B_LAST};
+    unsigned char md2[MAX_BUCKETS][16];
+    int64_t rows2[MAX_BUCKETS];
+    buckets_ok(s, "todos", spelled, 2, rows2, md2);
+    expect_rows(rows2, (const int64_t[]){3, 2, 0}, 3, "32-digit bound");
+
+    /* Users: three buckets of a table with one row. */
+    const char *around_user[] = {B_FIRST, B_LAST};
+    buckets_ok(s, "users", around_user, 2, rows, md);
+    expect_rows(rows, (const int64_t[]){0, 1, 0}, 3, "users");
+
+    buckets_fail(s, (const char *[]){T(3), T(2)}, 2, "ascending");
+    buckets_fail(s, (const char *[]){T(3), T(3)}, 2, "ascending");
+    buckets_fail(s, (const char *[]){T(3), "nope"}, 2, "not a UUID");
+    buckets_fail(s, (const char *[]){NULL}, 1, "not a UUID");
+}
+
+/* An empty table: every bucket empty, MD5 of nothing. */
+static void bucket_empty_table(struct dbsrc *s)
+{
+    unsigned char md[MAX_BUCKETS][16], empty[16];
+    int64_t rows[MAX_BUCKETS];
+    unsigned int len;
+
+    EVP_Digest("", 0, empty, &len, EVP_md5(), NULL);
+    const char *bounds[] = {T(2), T(4)};
+    buckets_ok(s, "todos", bounds, 2, rows, md);
+    expect_rows(rows, (const int64_t[]){0, 0, 0}, 3, "empty table");
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_arr_eq(md[i], empty, 16);
+    buckets_ok(s, "todos", NULL, 0, rows, md);
+    expect_rows(rows, (const int64_t[]){0}, 1, "empty table, no bounds");
+    cr_expect_arr_eq(md[0], empty, 16);
+}
+
+/* The rows of ranges_and_keys_only, in a new SQLite file. */
+static char *sq_five_todos(char *url, size_t n)
+{
+    sqlite3 *db = make_current(url, n);
+
+    sq_user(db, U1, "a@x.org");
+    for (int i = 1; i <= 5; i++) {
+        char id[40];
+        snprintf(id, sizeof(id), "10000000-0000-7000-8000-00000000000%d", i);
+        sq_todo(db, id, U1, "t", "2024-01-01T00:00:00.000Z");
+    }
+    sqlite3_close(db);
+    return url;
+}
+
+Test(dbsrc_sqlite, bucket_digests_are_the_ranges_digests)
+{
+    char url[600], eurl[600];
+    unsigned char cut[MAX_BUCKETS][16];
+
+    struct dbsrc *s = open_ok(sq_five_todos(url, sizeof(url)), DBSRC_LAYOUT_CURRENT);
+    bucket_cases(s, cut);
+    dbsrc_close(s);
+    sqlite3_close(make_current(eurl, sizeof(eurl)));
+    s = open_ok(eurl, DBSRC_LAYOUT_CURRENT);
+    bucket_empty_table(s);
+    dbsrc_close(s);
+}
+
+/* A row that cannot be converted stops the pass with the scan's message. */
+Test(dbsrc_sqlite, bucket_digests_stop_at_an_unconvertible_row)
+{
+    char url[600], err[512] = "";
+    sqlite3 *db = make_current(url, sizeof(url));
+    unsigned char md[4][16];
+    int64_t rows[4];
+
+    sq_user(db, U1, "a@x.org");
+    sq_todo(db, T(1), U1, "t", "2024-01-01T00:00:00.000Z");
+    sq_todo(db, T(2), U1, "t", "not a time at all, 24 ch");
+    sqlite3_close(db);
+    struct dbsrc *s = open_ok(url, DBSRC_LAYOUT_CURRENT);
+    const char *bounds[] = {T(1)};
+    cr_expect_eq(dbsrc_digest_buckets(s, dbrow_table("todos"), bounds, 1, md, rows, err,
+                                      sizeof(err)), -1);
+    cr_expect(strstr(err, T(2)) != NULL && strstr(err, "created_at") != NULL, "%s", err);
+    dbsrc_close(s);
+}
+
 Test(dbsrc_sqlite, rejects_bad_values_and_orphans)
 {
     char url[600];
@@ -857,6 +1020,93 @@ Test(dbsrc_pg, same_rows_and_digests_as_sqlite)
     dbsrc_close(ps);
 }
 
+/* The same five todos in PostgreSQL: the same buckets, the same digests
+ * as SQLite's, and each bucket's digest its range's. */
+Test(dbsrc_pg, bucket_digests_are_the_ranges_digests)
+{
+    const char *pgurl = pg_fresh_db();
+    char squrl[600];
+    unsigned char sqcut[MAX_BUCKETS][16], pgcut[MAX_BUCKETS][16];
+
+    PGconn *pg = pg_conn(pgurl);
+    pg_ok(pg, "INSERT INTO users VALUES ('" U1 "', 'a@x.org', 'hash', NULL, true, "
+              "'2024-03-01T12:00:00.000Z', '2024-03-02T12:00:00.000Z')");
+    for (int i = 1; i <= 5; i++) {
+        char sql[300];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO todos VALUES ('10000000-0000-7000-8000-00000000000%d', '" U1
+                 "', 't', NULL, false, NULL, '2024-01-01T00:00:00.000Z', "
+                 "'2024-01-01T00:00:00.000Z', 1)",
+                 i);
+        pg_ok(pg, sql);
+    }
+    struct dbsrc *sq = open_ok(sq_five_todos(squrl, sizeof(squrl)), DBSRC_LAYOUT_CURRENT);
+    struct dbsrc *ps = open_ok(pgurl, DBSRC_LAYOUT_AUTO);
+    bucket_cases(sq, sqcut);
+    bucket_cases(ps, pgcut);
+    for (size_t i = 0; i < 5; i++)
+        cr_expect_arr_eq(sqcut[i], pgcut[i], 16, "bucket %zu: SQLite and PostgreSQL differ", i);
+    dbsrc_close(ps);
+    /* Empty: the same database once its todos are gone. */
+    pg_ok(pg, "DELETE FROM todos");
+    PQfinish(pg);
+    ps = open_ok(pgurl, DBSRC_LAYOUT_AUTO);
+    bucket_empty_table(ps);
+    dbsrc_close(ps);
+    dbsrc_close(sq);
+}
+
+struct key_list {
+    char (*k)[DBROW_UUID_LEN + 1];
+    size_t n;
+};
+
+static int key_list_add(void *ctx, const struct dbrow *r)
+{
+    struct key_list *kl = ctx;
+    kl->k = xrealloc(kl->k, (kl->n + 1) * sizeof(*kl->k));
+    memcpy(kl->k[kl->n++], r->v[0].uuid, sizeof(kl->k[0]));
+    return 0;
+}
+
+/* fill_both's 300 todos of every kind of value, cut at every 7th key (the
+ * way verify cuts them): SQLite and PostgreSQL agree bucket by bucket. */
+Test(dbsrc_pg, bucket_digests_agree_across_dialects)
+{
+    const char *pgurl = pg_fresh_db();
+    char squrl[600], err[512];
+    sqlite3 *db = make_current(squrl, sizeof(squrl));
+    PGconn *pg = pg_conn(pgurl);
+    struct key_list kl = {0};
+
+    fill_both(db, pg, 300);
+    sqlite3_close(db);
+    PQfinish(pg);
+    struct dbsrc *sq = open_ok(squrl, DBSRC_LAYOUT_AUTO);
+    struct dbsrc *ps = open_ok(pgurl, DBSRC_LAYOUT_AUTO);
+    cr_assert_eq(dbsrc_scan(sq, dbrow_table("todos"), NULL, NULL, DBSRC_SCAN_KEYS_ONLY,
+                            key_list_add, NULL, &kl, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(kl.n, 300);
+    const char *bounds[MAX_BUCKETS];
+    size_t nb = 0;
+    for (size_t i = 6; i < kl.n; i += 7)
+        bounds[nb++] = kl.k[i];
+    unsigned char m1[MAX_BUCKETS][16], m2[MAX_BUCKETS][16];
+    int64_t r1[MAX_BUCKETS], r2[MAX_BUCKETS], total = 0;
+    buckets_ok(sq, "todos", bounds, nb, r1, m1);
+    buckets_ok(ps, "todos", bounds, nb, r2, m2);
+    for (size_t i = 0; i <= nb; i++) {
+        cr_expect_eq(r1[i], i < nb ? 7 : 300 % 7, "bucket %zu", i);
+        cr_expect_eq(r1[i], r2[i]);
+        cr_expect_arr_eq(m1[i], m2[i], 16, "bucket %zu: SQLite and PostgreSQL differ", i);
+        total += r2[i];
+    }
+    cr_expect_eq(total, 300);
+    free(kl.k);
+    dbsrc_close(sq);
+    dbsrc_close(ps);
+}
+
 Test(dbsrc_pg, snapshot_microseconds_and_orphans)
 {
     const char *url = pg_fresh_db();
@@ -1128,6 +1378,33 @@ read:;
                 "dbsrc bench: %-8s digests of 10,000-key ranges: %lld todos in %.3f s (%.3f s "
                 "CPU here)\n",
                 dbsrc_dialect(s), (long long)total, now_s() - t0, cpu_s() - c0);
+        /* As verify digests now: the same ranges as buckets, in one pass. */
+        size_t nb = n > 1 ? (size_t)((n - 2) / 10000) + 1 : 0;
+        char (*bk)[48] = xcalloc(nb + 1, sizeof(*bk));
+        const char **bp = xcalloc(nb + 1, sizeof(*bp));
+        unsigned char(*bmd)[16] = xcalloc(nb + 1, sizeof(*bmd));
+        int64_t *brows = xcalloc(nb + 1, sizeof(*brows));
+        for (size_t i = 0; i < nb; i++) {
+            snprintf(bk[i], sizeof(bk[i]), "01900000-0000-7000-8000-%012lld",
+                     (long long)(i * 10000 + 9999));
+            bp[i] = bk[i];
+        }
+        t0 = now_s();
+        c0 = cpu_s();
+        cr_assert_eq(dbsrc_digest_buckets(s, dbrow_table("todos"), bp, nb, bmd, brows, err,
+                                          sizeof(err)), 0, "%s", err);
+        total = 0;
+        for (size_t i = 0; i <= nb; i++)
+            total += brows[i];
+        cr_expect_eq(total, n);
+        fprintf(stderr,
+                "dbsrc bench: %-8s bucket digests (%zu buckets, one pass): %lld todos in %.3f s "
+                "(%.3f s CPU here)\n",
+                dbsrc_dialect(s), nb + 1, (long long)total, now_s() - t0, cpu_s() - c0);
+        free(bk);
+        free(bp);
+        free(bmd);
+        free(brows);
         dbsrc_close(s);
     }
 }

@@ -738,6 +738,55 @@ Test(dbverify, many_extra_outside_the_source_keys)
     pair_free(&p);
 }
 
+/* ---- differences at bucket bounds -------------------------------------------------- */
+
+/* 100 source todos cut every 10 keys: the bounds are sorted[9], [19], ...,
+ * [99] (the last bucket, after [99], holds no source key). Differences on
+ * a bound, just after one, just before one, and in the last bucket are
+ * each found, whatever the leaf size. */
+static void on_bounds(bool src_pg, bool dst_pg)
+{
+    struct pair p;
+    struct expected u = {.n = 0}, t = {.n = 0};
+    char after29[37];
+    pair_new(&p, src_pg, dst_pg, 6, 100);
+    struct ttodo *s = p.sorted;
+
+    tdb_execf(&p.t, "UPDATE todos SET version = version + 1 WHERE id = '%s'", s[9].id);
+    expect_add(&t, DBVERIFY_DIFFERENT, s[9].id, "version");
+    tdb_execf(&p.t, "DELETE FROM todos WHERE id IN ('%s', '%s', '%s')", s[19].id, s[20].id,
+              s[38].id);
+    expect_add(&t, DBVERIFY_MISSING, s[19].id, NULL);
+    expect_add(&t, DBVERIFY_MISSING, s[20].id, NULL);
+    expect_add(&t, DBVERIFY_MISSING, s[38].id, NULL);
+    key_after(s[29].id, after29);
+    cr_assert_lt(strcmp(after29, s[30].id), 0);
+    tdb_execf(&p.t, "UPDATE todos SET title = 'last' WHERE id = '%s'", s[99].id);
+    expect_add(&t, DBVERIFY_DIFFERENT, s[99].id, "title");
+    const char *ids[] = {after29, ID_HIGH};
+    for (size_t i = 0; i < 2; i++) {
+        struct ttodo x = extra_todo(ids[i], &p.data.u[2]);
+        tdb_add_todo(&p.t, &x);
+        expect_add(&t, DBVERIFY_EXTRA, ids[i], NULL);
+    }
+    static const int64_t sizes[][2] = {{10, 1}, {10, 3}, {10, 64}, {20, 2}};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct dbverify_result res;
+        char err[1024];
+        int rc = verify(&p.s, &p.t, sizes[i][0], sizes[i][1], 0, &res, err, sizeof(err));
+        cr_assert_eq(rc, 1, "chunk %lld leaf %lld: rc %d: %s", (long long)sizes[i][0],
+                     (long long)sizes[i][1], rc, err);
+        check_table(&res, "users", &u, 6, 6);
+        check_table(&res, "todos", &t, 100, 99);
+        dbverify_result_free(&res);
+    }
+    pair_free(&p);
+}
+
+Test(dbverify, differences_on_bucket_bounds_sqlite) { on_bounds(false, false); }
+Test(dbverify, differences_on_bucket_bounds_sqlite_pg) { need_pg(); on_bounds(false, true); }
+Test(dbverify, differences_on_bucket_bounds_pg_sqlite) { need_pg(); on_bounds(true, false); }
+
 /* ---- the report's limit ---------------------------------------------------------- */
 
 Test(dbverify, beyond_max_report_counted)
