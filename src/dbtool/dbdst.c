@@ -827,6 +827,20 @@ static int sq_commit(struct dbdst *d, char *err, size_t errlen)
 
 /* ---- the interface --------------------------------------------------------- */
 
+/* A target for `url`, not connected yet; `u` holds the parsed URL (the
+ * caller frees it). NULL with err set when the URL is bad. */
+static struct dbdst *dst_new(const char *url, struct dburl *u, char *err, size_t errlen)
+{
+    struct dbdst *d;
+
+    if (dburl_parse(url, u, err, errlen) != 0)
+        return NULL;
+    d = xcalloc(1, sizeof(*d));
+    d->pg = u->kind == DBURL_POSTGRES;
+    d->label = xstrdup(u->redacted);
+    return d;
+}
+
 int dbdst_open(const char *url, const struct dbdst_opts *o, struct dbdst **out, char *err,
                size_t errlen)
 {
@@ -835,11 +849,8 @@ int dbdst_open(const char *url, const struct dbdst_opts *o, struct dbdst **out, 
     int rc;
 
     *out = NULL;
-    if (dburl_parse(url, &u, err, errlen) != 0)
+    if ((d = dst_new(url, &u, err, errlen)) == NULL)
         return -1;
-    d = xcalloc(1, sizeof(*d));
-    d->pg = u.kind == DBURL_POSTGRES;
-    d->label = xstrdup(u.redacted);
     rc = d->pg ? pg_open(d, u.conninfo, o, err, errlen) : sq_open(d, u.path, o, err, errlen);
     dburl_free(&u);
     if (rc != 0) {
@@ -1004,11 +1015,8 @@ int dbdst_count_url(const char *url, const struct dbtable *t, int64_t *n, char *
     int rc;
 
     *n = 0;
-    if (dburl_parse(url, &u, err, errlen) != 0)
+    if ((d = dst_new(url, &u, err, errlen)) == NULL)
         return -1;
-    d = xcalloc(1, sizeof(*d));
-    d->pg = u.kind == DBURL_POSTGRES;
-    d->label = xstrdup(u.redacted);
     rc = d->pg ? count_pg(d, u.conninfo, t, n, err, errlen)
                : count_sqlite(d, u.path, t, n, err, errlen);
     dburl_free(&u);
