@@ -29,10 +29,10 @@
  *
  * Todo creates are committed in groups: the creates queued on a worker
  * during a loop iteration go out together, each group one implicit
- * transaction (its INSERTs pipelined under one Sync) on one writer, so
- * that concurrent creates share a commit and its WAL flush; an error in a
- * group rolls it back and its creates then run one by one as below (see
- * "create batches"). Every other write runs on a writer held for the whole
+ * transaction (one INSERT of all its rows, from arrays, and a Sync) on one
+ * writer, so that concurrent creates share a statement, a commit and its
+ * WAL flush; an error in a group rolls it back and its creates then run one
+ * by one as below (see "create batches"). Every other write runs on a writer held for the whole
  * operation, never sharing a Sync with another request. An outcome is acted
  * on only once the Sync that commits it answered. Creating a user and
  * changing a password are one statement each (as is a create run alone). PUT, PATCH and
@@ -48,9 +48,10 @@
  * state is used (no session SET, no session locks), so everything works through
  * PgBouncer in transaction mode (with prepared statements off).
  *
- * Values: parameters are sent as text (timestamps as RFC 3339 UTC text with
- * milliseconds, which PostgreSQL reads the same whatever the session's
- * DateStyle or TimeZone); results come back in binary (uuid as 16 bytes,
+ * Values: parameters are sent as text (a batch of creates: one array
+ * literal per column; timestamps as RFC 3339 UTC text with milliseconds,
+ * which PostgreSQL reads the same whatever the session's DateStyle or
+ * TimeZone); results come back in binary (uuid as 16 bytes,
  * timestamptz as microseconds since 2000-01-01 UTC), which involves no
  * session setting at all and is cheaper for both sides.
  *
@@ -72,6 +73,7 @@
 #include "store/pg_conn.h"
 #include "store/pg_pool.h"
 #include "store/store_int.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -98,6 +100,7 @@ enum {
     S_TODO_LOAD,
     S_TODO_INSERT,
     S_TODO_INSERT_IF_ABSENT,
+    S_TODO_INSERT_MANY,
     S_TODO_UPDATE,
     S_TODO_DELETE,
     S_BEGIN,
@@ -140,6 +143,13 @@ static const struct pg_stmt fixed_stmts[] = {
      "INSERT INTO todos (" TODO_COLS ") VALUES ($1::uuid, $2::uuid, $3, $4, $5::boolean,"
      " $6::timestamptz, $7::timestamptz, $8::timestamptz, $9::integer)"
      " ON CONFLICT (id) DO NOTHING RETURNING version",
+     9, true},
+    /* A batch of creates (see "create batches"): one array per column, in
+     * the order of TODO_COLS, each a text array literal (batch_columns). */
+    {S_TODO_INSERT_MANY, "todo_insert_many",
+     "INSERT INTO todos (" TODO_COLS ") SELECT * FROM unnest($1::uuid[], $2::uuid[],"
+     " $3::text[], $4::text[], $5::boolean[], $6::timestamptz[], $7::timestamptz[],"
+     " $8::timestamptz[], $9::integer[]) ON CONFLICT (id) DO NOTHING RETURNING id",
      9, true},
     {S_TODO_UPDATE, "todo_update",
      "UPDATE todos SET title = $3, description = $4, completed = $5::boolean,"
@@ -200,13 +210,16 @@ struct pg_worker {
     unsigned max_batches;       /* in flight at once */
 };
 
-/* One transaction of creates on one writer: every INSERT pipelined under one
- * Sync (the Sync's implicit transaction commits them together). */
+/* One transaction of creates on one writer: one INSERT of every row, and
+ * its Sync (the Sync's implicit transaction commits it). */
 struct create_batch {
     struct pg_worker *w;
     h2o_linklist_t link;  /* in w->batches */
-    h2o_linklist_t ops;   /* its operations (store_op.qlink) */
+    h2o_linklist_t ops;   /* its operations (store_op.qlink), in submission order */
+    struct store_op **rows; /* the operations inserted, by id (no id twice) */
+    size_t nrows;
     struct pg_conn *conn; /* the writer, held */
+    struct pg_query insert;
     struct pg_query sync;
     int inflight;         /* queries and sync queued and not yet answered */
     bool sync_sent;       /* else nothing can have committed */
@@ -246,6 +259,7 @@ struct store_op {
     h2o_linklist_t link; /* in w->ops */
     h2o_linklist_t qlink; /* creates: in w->create_q, then in its batch's ops */
     struct create_batch *batch; /* creates: the batch it is in flight in */
+    size_t batch_pos;           /* creates: its place in the batch's ops */
     enum op_kind kind;
     struct pg_pool_waiter waiter;
     h2o_timeout_entry_t defer;
@@ -410,15 +424,12 @@ static int bad_value(struct store_op *op, const PGresult *r, int col)
     return STORE_INTERNAL;
 }
 
-static int col_uuid(struct store_op *op, const PGresult *r, int row, int col,
-                    char out[UUID_STR_LEN + 1])
+/* A binary uuid (16 bytes) as canonical text. */
+static void uuid_text(const unsigned char *b, char out[UUID_STR_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *b = (const unsigned char *)PQgetvalue(r, row, col);
     size_t o = 0;
 
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16)
-        return bad_value(op, r, col);
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
@@ -426,6 +437,14 @@ static int col_uuid(struct store_op *op, const PGresult *r, int row, int col,
         out[o++] = hex[b[i] & 0xf];
     }
     out[o] = '\0';
+}
+
+static int col_uuid(struct store_op *op, const PGresult *r, int row, int col,
+                    char out[UUID_STR_LEN + 1])
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16)
+        return bad_value(op, r, col);
+    uuid_text((const unsigned char *)PQgetvalue(r, row, col), out);
     return STORE_OK;
 }
 
@@ -1493,17 +1512,20 @@ static int pg_todo_delete(struct store_worker *w, const struct todo_write *req,
  * Creates do not take a writer each: they queue on the worker (create_q),
  * and at the end of the loop iteration (batch_defer) the queue is sent as
  * batches of at most BATCH_MAX, at most w->max_batches in flight, each on
- * one held writer: every INSERT ... ON CONFLICT (id) DO NOTHING RETURNING
- * pipelined under one Sync, which commits them together (the Sync's
- * implicit transaction; no BEGIN, no session state, so PgBouncer in
- * transaction mode is fine). Concurrent creates then share one commit and
- * one WAL flush, as the SQLite writer's groups do.
+ * one held writer as ONE statement and a Sync: INSERT ... SELECT * FROM
+ * unnest(one array per column) ON CONFLICT (id) DO NOTHING RETURNING id. The
+ * Sync's implicit transaction commits it (no BEGIN, no session state, so
+ * PgBouncer in transaction mode is fine). Concurrent creates then share one
+ * statement, one commit and one WAL flush, as the SQLite writer's groups
+ * do. The rows go in id order (two batches never wait on each other's
+ * uncommitted ids in opposite orders), each id once: a create of an id an
+ * earlier create of the batch has is not sent.
  *
- *   - Every INSERT answered and the Sync answered PGRES_PIPELINE_SYNC: the
- *     transaction committed. An INSERT that returned its row is STORE_OK; one
- *     that returned none met an existing id (committed, or earlier in this
+ *   - The INSERT and the Sync answered, the Sync with PGRES_PIPELINE_SYNC:
+ *     the transaction committed. A create whose id the INSERT returned is
+ *     STORE_OK; any other met an existing id (committed, or earlier in this
  *     batch) and is STORE_CONFLICT. Only then does any done run.
- *   - Any error (an INSERT's, or the commit's): the server rolled the whole
+ *   - Any error (the INSERT's, or the commit's): the server rolled the whole
  *     batch back and nothing was written. Every operation of the batch then
  *     runs again alone, through the ordinary write path (its own
  *     transaction and retries, WRITE_ATTEMPTS in all), so a failing create
@@ -1519,6 +1541,10 @@ static int pg_todo_delete(struct store_worker *w, const struct todo_write *req,
  * of waiting for a batch to come back, fewer makes bigger batches (less
  * CPU per create); each holds a writer, the rest stay for other writes. */
 #define BATCHES_PER_WORKER 4
+/* A column's array literal: 256 descriptions of 10,000 characters, each
+ * byte escaped, fit many times over. */
+#define BATCH_COLUMN_CAP ((size_t)256 << 20)
+#define NCOLS 9 /* TODO_COLS */
 
 static void batch_pump(struct pg_worker *w);
 
@@ -1526,6 +1552,7 @@ static void batch_free(struct create_batch *b)
 {
     h2o_linklist_unlink(&b->link);
     b->w->nbatches--;
+    free(b->rows);
     free(b);
 }
 
@@ -1560,6 +1587,8 @@ static void batch_done(struct create_batch *b)
             set_message(op, "connection to the database lost during a write; it may not have"
                             " committed");
             op->status = STORE_UNAVAILABLE;
+        } else if (op->status == STORE_CONFLICT) {
+            set_message(op, "a todo with this id already exists");
         }
         if (op->done == NULL)
             op_free(op);
@@ -1576,24 +1605,43 @@ static void batch_item_done(struct create_batch *b)
         batch_done(b);
 }
 
+/* bsearch: canonical id text against a row's operation. */
+static int row_id_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct store_op *const *)elem)->id);
+}
+
+/* The ids the INSERT returned: those creates wrote their row. */
+static void batch_mark_created(struct create_batch *b, const PGresult *res)
+{
+    char id[UUID_STR_LEN + 1];
+    struct store_op **row;
+
+    for (int i = 0; i < PQntuples(res); i++) {
+        row = NULL;
+        if (!PQgetisnull(res, i, 0) && PQgetlength(res, i, 0) == 16) {
+            uuid_text((const unsigned char *)PQgetvalue(res, i, 0), id);
+            row = bsearch(id, b->rows, b->nrows, sizeof(*b->rows), row_id_cmp);
+        }
+        if (row == NULL) {
+            log_kv(LOG_ERROR, "store_pg: a batch INSERT returned an id it was not given", NULL);
+            continue;
+        }
+        (*row)->status = STORE_OK;
+        (*row)->created = (*row)->has_todo = true;
+    }
+}
+
 static void on_batch_insert(struct pg_query *q, const PGresult *res)
 {
-    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q, q);
-    struct create_batch *b = op->batch;
+    struct create_batch *b = H2O_STRUCT_FROM_MEMBER(struct create_batch, insert, q);
 
-    if (res == NULL) {
+    if (res == NULL)
         b->lost = true;
-    } else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        op->status = STORE_OK;
-        op->created = op->has_todo = true;
-    } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        set_message(op, "a todo with this id already exists");
-        op->status = STORE_CONFLICT;
-    } else {
-        if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
-            set_message(op, PQresultErrorMessage(res));
-        b->failed = true;
-    }
+    else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        b->failed = true; /* its creates run alone, each with its own error */
+    else
+        batch_mark_created(b, res);
     batch_item_done(b);
 }
 
@@ -1608,41 +1656,123 @@ static void on_batch_sync(struct pg_query *q, const PGresult *res)
     batch_item_done(b);
 }
 
+/* qsort: by id, then by place in the batch. */
+static int row_cmp(const void *a, const void *b)
+{
+    const struct store_op *x = *(struct store_op *const *)a;
+    const struct store_op *y = *(struct store_op *const *)b;
+    int c = strcmp(x->id, y->id);
+
+    return c != 0 ? c : (x->batch_pos > y->batch_pos) - (x->batch_pos < y->batch_pos);
+}
+
+/* Move up to BATCH_MAX queued creates into b, each STORE_CONFLICT until
+ * its id comes back, and list its rows: by id, the first create of each. */
+static void batch_take(struct pg_worker *w, struct create_batch *b)
+{
+    size_t n = 0, kept = 0;
+
+    b->rows = xmalloc(BATCH_MAX * sizeof(*b->rows));
+    while (n < BATCH_MAX && !h2o_linklist_is_empty(&w->create_q)) {
+        struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, qlink, w->create_q.next);
+        h2o_linklist_unlink(&op->qlink);
+        w->ncreate_q--;
+        h2o_linklist_insert(&b->ops, &op->qlink);
+        op->batch = b;
+        op->conn = b->conn;
+        op->batch_pos = n;
+        op->status = STORE_CONFLICT;
+        todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
+        b->rows[n++] = op;
+    }
+    qsort(b->rows, n, sizeof(*b->rows), row_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (kept == 0 || strcmp(b->rows[i]->id, b->rows[kept - 1]->id) != 0)
+            b->rows[kept++] = b->rows[i];
+    }
+    b->nrows = kept;
+}
+
+/* An element of an array literal: NULL, or double-quoted with " and \
+ * escaped (the only characters special inside quotes). */
+static void array_elem(struct buf *col, const char *v)
+{
+    size_t n;
+
+    if (v == NULL) {
+        buf_append(col, "NULL", 4);
+        return;
+    }
+    buf_append_char(col, '"');
+    while (*v != '\0') {
+        n = strcspn(v, "\"\\");
+        buf_append(col, v, n);
+        v += n;
+        if (*v != '\0') {
+            buf_append_char(col, '\\');
+            buf_append_char(col, *v++);
+        }
+    }
+    buf_append_char(col, '"');
+}
+
+/* The batch's rows as one text array literal per column ($1..$9). False
+ * when one would exceed BATCH_COLUMN_CAP. The caller frees cols. */
+static bool batch_columns(const struct create_batch *b, struct buf cols[NCOLS],
+                          const char *values[NCOLS])
+{
+    bool ok = true;
+
+    for (int j = 0; j < NCOLS; j++) {
+        buf_init(&cols[j], BATCH_COLUMN_CAP);
+        buf_append_char(&cols[j], '{');
+    }
+    for (size_t i = 0; i < b->nrows; i++) {
+        struct todo_params tp;
+        const char *const *v = todo_values(&tp, &b->rows[i]->todo);
+        for (int j = 0; j < NCOLS; j++) {
+            if (i > 0)
+                buf_append_char(&cols[j], ',');
+            array_elem(&cols[j], v[j]);
+        }
+    }
+    for (int j = 0; j < NCOLS; j++) {
+        buf_append_char(&cols[j], '}');
+        ok = ok && !cols[j].overflow;
+        values[j] = cols[j].data;
+    }
+    return ok;
+}
+
 /* Move up to BATCH_MAX queued creates into a new batch on the held writer
  * `c` and send it. From the loop. */
 static void batch_send(struct pg_worker *w, struct pg_conn *c)
 {
     struct create_batch *b = xcalloc(1, sizeof(*b));
-    bool ok = true;
+    struct buf cols[NCOLS];
+    const char *values[NCOLS];
+    bool ok;
 
     b->w = w;
     b->conn = c;
     h2o_linklist_init_anchor(&b->ops);
     h2o_linklist_insert(&w->batches, &b->link);
     w->nbatches++;
-    for (int n = 0; n < BATCH_MAX && !h2o_linklist_is_empty(&w->create_q); n++) {
-        struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, qlink, w->create_q.next);
-        struct todo_params tp;
-        h2o_linklist_unlink(&op->qlink);
-        w->ncreate_q--;
-        h2o_linklist_insert(&b->ops, &op->qlink);
-        op->batch = b;
-        op->conn = c;
-        if (!ok)
-            continue; /* runs alone when the batch is over */
-        todo_init_new(&op->todo, op->id, op->user_id, &op->patch, op->now_ms);
-        op->q.cb = on_batch_insert;
-        ok = pg_conn_send(c, &fixed_stmts[S_TODO_INSERT_IF_ABSENT],
-                          todo_values(&tp, &op->todo), &op->q) == 0;
-        b->inflight += ok;
-    }
+    batch_take(w, b);
+    ok = batch_columns(b, cols, values);
+    b->insert.cb = on_batch_insert;
+    /* libpq copies the parameters into its output buffer. */
+    ok = ok && pg_conn_send(c, &fixed_stmts[S_TODO_INSERT_MANY], values, &b->insert) == 0;
+    for (int j = 0; j < NCOLS; j++)
+        buf_free(&cols[j]);
+    b->inflight += ok;
     b->sync.cb = on_batch_sync;
     b->sync_sent = ok && pg_conn_sync(c, &b->sync) == 0;
     b->inflight += b->sync_sent;
     if (!b->sync_sent)
         b->lost = true;
     if (b->inflight == 0)
-        batch_done(b); /* nothing queued: nothing sent */
+        batch_done(b); /* nothing queued: nothing sent; each runs alone */
 }
 
 static void fail_queued_creates(struct pg_worker *w)

@@ -983,3 +983,103 @@ Test(store_pg, cancelled_creates_in_a_batch_never_complete)
     }
     PQfinish(pg);
 }
+
+/* One value of the todo `id` as text, by a side connection ("(null)" for
+ * SQL NULL, which no value below is). */
+static char *todo_value(PGconn *pg, const char *id, const char *expr)
+{
+    char sql[640];
+    int n = snprintf(sql, sizeof(sql),
+                     "SELECT coalesce((%s)::text, '(null)') FROM todos WHERE id = '%.36s'", expr,
+                     id);
+
+    cr_assert(n > 0 && (size_t)n < sizeof(sql));
+    return side_text(pg, sql);
+}
+
+Test(store_pg, a_batch_writes_every_value_as_given_and_each_id_once)
+{
+    /* Everything special in an array literal, and in SQL. */
+    static const char *const texts[] = {
+        "plain", "with \"quotes\"", "back\\slash \\\" \\\\", "{braces},commas", "NULL",
+        " spaced ", "ünïcødé ✓", "tab\there", "new\nline", "'single' quotes; --",
+    };
+    enum { NT = sizeof(texts) / sizeof(texts[0]), N = NT + 4 };
+    static struct box b[N];
+    static char ids[N][UUID_STR_LEN + 1];
+    char user[UUID_STR_LEN + 1], taken[UUID_STR_LEN + 1], twice[UUID_STR_LEN + 1];
+    struct box first = {0};
+
+    open_default();
+    make_user(user, T0);
+    uuid_v7(timefmt_now_ms(), taken);
+    cr_assert_eq(RUN(&first, create_todo(user, taken, "first", T0, &first)), STORE_OK);
+    uuid_v7(timefmt_now_ms(), twice);
+    memset(b, 0, sizeof(b));
+    /* One iteration, no error: NT creates with odd texts (title i,
+     * description the next one, or NULL / "" for two of them), an id
+     * already taken, the same new id twice, then an uppercase spelling of it. */
+    for (int i = 0; i < N; i++) {
+        char title[64], desc[64];
+        struct todo_patch p = {.has_title = true, .has_description = true,
+                               .has_completed = true, .completed = i % 2 == 0, .title = title,
+                               .description = desc};
+        snprintf(title, sizeof(title), "%s", i < NT ? texts[i] : "dup");
+        snprintf(desc, sizeof(desc), "%s", texts[(i + 1) % NT]);
+        if (i == 2)
+            p.description = NULL;
+        if (i == 3)
+            desc[0] = '\0';
+        if (i == NT)
+            memcpy(ids[i], taken, sizeof(taken));
+        else if (i > NT)
+            memcpy(ids[i], twice, sizeof(twice));
+        else
+            uuid_v7(timefmt_now_ms(), ids[i]);
+        if (i == N - 1)
+            for (char *c = ids[i]; *c; c++)
+                *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 'a' + 'A' : *c);
+        struct todo_write wr = {.user_id = user, .id = ids[i], .patch = &p,
+                                .if_match = STORE_IF_MATCH_NONE, .now_ms = T0 + i};
+        cr_assert_eq(store_todo_create(W, &wr, on_done, &b[i], NULL), 0);
+    }
+    wait_all(b, N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(b[i].calls, 1, "create %d answered %d times", i, b[i].calls);
+        if (i == NT || i >= NT + 2) {
+            cr_assert_eq(b[i].status, STORE_CONFLICT, "create %d: %s", i,
+                         store_strerror(b[i].status));
+            cr_assert(!b[i].has_todo);
+        } else {
+            /* The first create of the id twice wins, in submission order. */
+            cr_assert_eq(b[i].status, STORE_OK, "create %d: %s", i, b[i].message);
+            cr_assert(b[i].has_todo && b[i].todo.version == 1);
+        }
+    }
+    cr_assert_eq(writing_transactions(user), 2, "the batch was not one transaction");
+    PGconn *pg = side_to(pg_cluster_url());
+    for (int i = 0; i <= NT; i++) {
+        char *v = todo_value(pg, ids[i], "title");
+        cr_assert_str_eq(v, i < NT ? texts[i] : "first", "create %d", i);
+        free(v);
+        if (i == NT)
+            break;
+        v = todo_value(pg, ids[i], "description");
+        cr_assert_str_eq(v, i == 2 ? "(null)" : i == 3 ? "" : texts[(i + 1) % NT], "create %d", i);
+        free(v);
+        v = todo_value(pg, ids[i], "(extract(epoch FROM created_at) * 1000)::bigint");
+        cr_assert_eq(strtoll(v, NULL, 10), T0 + i, "create %d: created_at %s", i, v);
+        free(v);
+        v = todo_value(pg, ids[i], "completed_at IS NOT NULL AND completed = true");
+        cr_assert_str_eq(v, i % 2 == 0 ? "true" : "false", "create %d", i);
+        free(v);
+    }
+    char *v =
+        todo_value(pg, twice, "title || ' ' || (extract(epoch FROM created_at) * 1000)::bigint");
+    char want[64];
+    snprintf(want, sizeof(want), "dup %lld", (long long)(T0 + NT + 1));
+    cr_assert_str_eq(v, want, "the second create of one id was written");
+    free(v);
+    PQfinish(pg);
+    cr_assert_eq(store_worker_outstanding(W), 0);
+}
