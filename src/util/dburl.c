@@ -411,6 +411,21 @@ out:
  * the old app's spelling is dropped. The query is checked parameter by
  * parameter and rebuilt (ssl=X becomes sslmode=...), so libpq never sees a
  * parameter it would refuse only when connecting. `rest` follows "://". */
+/* True when an '@' follows the first '/' of the authority but comes before
+ * the query ("app:pa/ss@host/db"): a '/' in the user name or password,
+ * which libpq would read as the end of the host (taking "pa" for the port
+ * and quoting it in its messages). No '@' before the first '/' is needed
+ * for that: a database name holding '@' is read the same way, and is
+ * refused too (it can be percent-encoded as well). */
+static bool slash_in_userinfo(const char *rest)
+{
+    size_t auth = strcspn(rest, "/?");
+    if (memchr(rest, '@', auth) != NULL || rest[auth] != '/')
+        return false;
+    const char *path = rest + auth;
+    return memchr(path, '@', strcspn(path, "?")) != NULL;
+}
+
 static int parse_postgres(const char *rest, const char *red, struct dburl *out, char *err,
                           size_t errlen)
 {
@@ -423,6 +438,13 @@ static int parse_postgres(const char *rest, const char *red, struct dburl *out, 
     struct buf conn, query;
     int rc = -1;
 
+    if (slash_in_userinfo(rest)) {
+        snprintf(err, errlen,
+                 "DATABASE_URL: \"%s\": the user name or password holds a '/', which ends the "
+                 "host part of a URL; percent-encode it as %%2F (and '@' as %%40, ':' as %%3A)",
+                 red);
+        return -1;
+    }
     buf_init(&conn, SIZE_MAX);
     buf_init(&query, SIZE_MAX);
     buf_append_str(&conn, "postgresql://");

@@ -16,6 +16,10 @@
  *     connecting (sslmode, channel_binding, target_session_attrs,
  *     connect_timeout), and ssl and sslmode that disagree. `sslmode` holds
  *     the mode asked for (NULL when the URL names none: libpq's "prefer").
+ * A PostgreSQL URL whose user name or password holds an unencoded '/' (an
+ * '@' after the first '/' of the host part, before any '?') is an error
+ * naming the fix (%2F): libpq would read the text after the '/' as the
+ * database and quote pieces of the password in its messages.
  * Schemes compare case-insensitively. A SQLite path is percent-decoded
  * (%20 → space; %00 and bad escapes are errors); a `?query` or `#fragment`
  * on a SQLite URL is an error (none is supported yet), and so is a host

@@ -302,3 +302,22 @@ Test(dburl, free_accepts_null_and_twice)
     dburl_free(&u);
     dburl_free(&u);
 }
+
+/* libpq ends the host part at a '/' in the password ("pa/ss"), takes "pa"
+ * for the port and quotes it in its messages: refused, naming the fix,
+ * without the password. */
+Test(dburl, slash_in_password_is_refused_naming_the_fix)
+{
+    struct dburl u;
+    cr_assert_eq(dburl_parse("postgresql://app:pa/ss@host/db", &u, err, sizeof(err)), -1);
+    cr_expect(strstr(err, "%2F") != NULL, "%s", err);
+    cr_expect(strstr(err, "pa/ss") == NULL, "%s", err);
+    cr_expect(strstr(err, "ss@") == NULL, "%s", err);
+    cr_assert_eq(dburl_parse("postgresql://app:pa%2Fss@host/db", &u, err, sizeof(err)), 0, "%s",
+                 err);
+    dburl_free(&u);
+    /* An '@' only in the query (a user name parameter) is no such case. */
+    cr_assert_eq(dburl_parse("postgresql://host:5432/db?user=a@b", &u, err, sizeof(err)), 0, "%s",
+                 err);
+    dburl_free(&u);
+}
