@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "dbtool/dbdst.h"
-#include "dbtool/dbredact.h"
 #include "migrate/mdb.h"
 #include "migrate/migrate.h"
 #include "model/uuid.h"
@@ -483,7 +482,6 @@ static int run_copy(const struct dbcopy_opts *o, struct dbcopy_result *res, stru
     if (prepare_target(o, res, err, errlen) != 0 ||
         (o->dry_run ? dry_check_target(o, err, errlen)
                     : dbdst_open(o->to, &dopts, &c->dst, err, errlen)) != 0) {
-        dbredact_message(err, errlen, o->to);
         hint_missing_database(err, errlen);
         return -1;
     }
@@ -533,10 +531,8 @@ int dbcopy_run(const struct dbcopy_opts *o, struct dbcopy_result *res, char *err
         (tz = dbconv_tz_open(o->source_timezone, err, errlen)) == NULL)
         return -1;
     sopts.tz = tz;
-    if (dbsrc_open(o->from, &sopts, &src, err, errlen) != 0) {
-        dbredact_message(err, errlen, o->from);
+    if (dbsrc_open(o->from, &sopts, &src, err, errlen) != 0)
         goto out;
-    }
     res->layout = dbsrc_layout(src);
     if (o->skip_errors && (c.rejects = fopen(o->reject_file, "w")) == NULL) {
         snprintf(err, errlen, "%s: %s", o->reject_file, strerror(errno));

@@ -73,8 +73,9 @@ struct dbcopy_result {
 };
 
 /* 0 when the copy committed (or the dry run found nothing wrong), -1 with
- * a one-line message when nothing was written: no password, also not
- * inside libpq's messages (dbtool/dbredact.h); a PostgreSQL target
+ * a one-line message when nothing was written: no password (a URL that
+ * libpq would misread so as to quote pieces of its password is refused by
+ * util/dburl.h before any connection); a PostgreSQL target
  * database that does not exist gets a hint to create it. `res` is
  * filled as far as the run got either way. */
 int dbcopy_run(const struct dbcopy_opts *o, struct dbcopy_result *res, char *err, size_t errlen);

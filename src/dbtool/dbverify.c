@@ -28,7 +28,6 @@
 
 #include <openssl/evp.h>
 
-#include "dbtool/dbredact.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -594,14 +593,9 @@ static int open_sides(const struct dbverify_opts *o, struct dbconv_tz *tz, struc
     struct dbsrc_opts so = {.layout = o->source_layout, .tz = tz, .batch_rows = batch};
     struct dbsrc_opts to = {.layout = DBSRC_LAYOUT_CURRENT, .batch_rows = batch};
 
-    if (dbsrc_open(o->source, &so, &v->src, v->err, v->errlen) != 0) {
-        dbredact_message(v->err, v->errlen, o->source);
+    if (dbsrc_open(o->source, &so, &v->src, v->err, v->errlen) != 0 ||
+        dbsrc_open(o->target, &to, &v->dst, v->err, v->errlen) != 0)
         return -1;
-    }
-    if (dbsrc_open(o->target, &to, &v->dst, v->err, v->errlen) != 0) {
-        dbredact_message(v->err, v->errlen, o->target);
-        return -1;
-    }
     if ((v->w = dworker_start(v->dst)) == NULL) {
         snprintf(v->err, v->errlen, "cannot start a thread for the target's digests");
         return -1;
