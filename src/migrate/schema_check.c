@@ -142,6 +142,15 @@ static size_t comment_len(const char *p, const char *end)
     return 0;
 }
 
+/* Length of the quoted token or comment at p (skipped whole when scanning),
+ * or 0. */
+static size_t opaque_len(const char *p, const char *end)
+{
+    size_t k = quoted_len(p, end);
+
+    return k > 0 ? k : comment_len(p, end);
+}
+
 char *schema_sql_normalize(const char *sql, size_t len)
 {
     const char *p = sql, *end = sql + len;
@@ -186,9 +195,7 @@ static const char *group_end(const char *p, const char *end)
     int depth = 0;
 
     while (p < end) {
-        size_t k = quoted_len(p, end);
-        if (k == 0)
-            k = comment_len(p, end);
+        size_t k = opaque_len(p, end);
         if (k > 0) {
             p += k;
             continue;
@@ -207,9 +214,7 @@ void schema_sql_checks(const char *sql, void (*fn)(void *ctx, const char *expr),
     const char *p = sql, *end = sql + strlen(sql);
 
     while (p < end) {
-        size_t k = quoted_len(p, end);
-        if (k == 0)
-            k = comment_len(p, end);
+        size_t k = opaque_len(p, end);
         if (k > 0) {
             p += k;
             continue;
