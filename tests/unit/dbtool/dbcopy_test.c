@@ -26,24 +26,15 @@
 #include "dbtool/dbdst.h"
 #include "dbtool/dbverify.h"
 #include "migrate/mdb.h"
+#include "dbt_support.h"
 
 /* ---- fixtures --------------------------------------------------------------- */
 
-static char made_files[16][512];
 static char made_db[64];
-static int nmade_files;
 
 static void cleanup(void)
 {
-    for (int i = 0; i < nmade_files; i++) {
-        char side[600];
-        unlink(made_files[i]);
-        snprintf(side, sizeof(side), "%.500s-wal", made_files[i]);
-        unlink(side);
-        snprintf(side, sizeof(side), "%.500s-shm", made_files[i]);
-        unlink(side);
-    }
-    nmade_files = 0;
+    tmp_files_remove();
     const char *base = getenv("DATABASE_URL");
     if (made_db[0] != '\0' && base != NULL) {
         PGconn *pg = PQconnectdb(base);
@@ -59,37 +50,13 @@ static void cleanup(void)
 TestSuite(dbcopy, .fini = cleanup);
 TestSuite(dbcopy_pg, .fini = cleanup);
 
-static const char *tmp_dir(void)
-{
-    return getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp";
-}
-
-/* A new SQLite file's URL (path in `path`), removed by the suite's fini. */
-static char *tmp_db(char *url, size_t n, char *path, size_t pn)
-{
-    static int seq;
-
-    snprintf(path, pn, "%s/dbcopy_test_%d_%d.db", tmp_dir(), (int)getpid(), ++seq);
-    cr_assert_lt(nmade_files, 16);
-    snprintf(made_files[nmade_files++], sizeof(made_files[0]), "%s", path);
-    unlink(path);
-    snprintf(url, n, "sqlite:///%s", path);
-    return url;
-}
-
-static void sq_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
-}
-
 /* A current-layout source with one user and `todos` todos. */
 static void make_source(char *url, size_t n, int todos)
 {
     char path[512], err[512], sql[1024];
     sqlite3 *db;
 
-    tmp_db(url, n, path, sizeof(path));
+    tmp_db("dbcopy_test", url, n, path, sizeof(path));
     cr_assert_geq(mdb_up_embedded(url, 0, err, sizeof(err)), 1, "%s", err);
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sq_exec(db, "INSERT INTO users VALUES ('00000000-0000-7000-8000-000000000001', 'a@x.org', "
@@ -146,7 +113,9 @@ Test(dbcopy, sqlite_target_directory_must_exist)
     cr_assert_eq(mkdir(dir, 0700), 0);
     cr_expect_eq(copy(src, to, false, false, false, &res, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(res.tables[1].written, 3);
-    snprintf(made_files[nmade_files++], sizeof(made_files[0]), "%.400s/x.db", dir);
+    char made[700];
+    snprintf(made, sizeof(made), "%.400s/x.db", dir);
+    tmp_file_track(made);
     cleanup();
     rmdir(dir);
 }
@@ -161,7 +130,7 @@ Test(dbcopy, target_newer_than_the_binary_is_refused)
     sqlite3 *db;
 
     make_source(src, sizeof(src), 2);
-    tmp_db(to, sizeof(to), path, sizeof(path));
+    tmp_db("dbcopy_test", to, sizeof(to), path, sizeof(path));
     cr_assert_geq(mdb_up_embedded(to, 0, err, sizeof(err)), 1, "%s", err);
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sq_exec(db, "INSERT INTO schema_migrations (version, name, checksum, applied_at, "
@@ -233,7 +202,7 @@ Test(dbcopy, password_pieces_stay_out_of_libpq_messages)
     struct dbverify_opts vo = {0};
 
     make_source(src, sizeof(src), 1);
-    tmp_db(dst, sizeof(dst), path, sizeof(path));
+    tmp_db("dbcopy_test", dst, sizeof(dst), path, sizeof(path));
     cr_expect_eq(copy(src, pg, false, false, false, &res, err, sizeof(err)), -1);
     cr_expect(strstr(err, "Secr3t") == NULL && strstr(err, "%2F") != NULL, "%s", err);
     cr_expect_eq(copy(src, pg, true, false, false, &res, err, sizeof(err)), -1);
@@ -249,14 +218,6 @@ Test(dbcopy, password_pieces_stay_out_of_libpq_messages)
 
 /* ---- PostgreSQL ------------------------------------------------------------------ */
 
-static const char *pg_url_or_skip(void)
-{
-    const char *url = getenv("DATABASE_URL");
-    if (url == NULL || strncmp(url, "postgres", 8) != 0)
-        cr_skip_test("DATABASE_URL is not PostgreSQL (run under scripts/with-pg)");
-    return url;
-}
-
 /* The URL of database `name` on the cluster of DATABASE_URL. */
 static void pg_url_of(const char *name, char *out, size_t n)
 {
@@ -267,7 +228,7 @@ static void pg_url_of(const char *name, char *out, size_t n)
     snprintf(out, n, "%.*s/%s", (int)(slash - base), base, name);
 }
 
-static void pg_ok(const char *sql)
+static void pg_exec_new_conn(const char *sql)
 {
     PGconn *pg = PQconnectdb(getenv("DATABASE_URL"));
     PGresult *r = PQexec(pg, sql);
@@ -301,11 +262,11 @@ Test(dbcopy_pg, target_statement_timeout_does_not_cut_the_copy, .timeout = 120)
     pg_url_or_skip();
     snprintf(made_db, sizeof(made_db), "dbcopy_%d", (int)getpid());
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", made_db);
-    pg_ok(sql);
+    pg_exec_new_conn(sql);
     pg_url_of(made_db, to, sizeof(to));
     cr_assert_geq(mdb_up_embedded(to, 0, err, sizeof(err)), 1, "%s", err);
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET statement_timeout = '300ms'", made_db);
-    pg_ok(sql);
+    pg_exec_new_conn(sql);
     make_source(src, sizeof(src), 200000);
     cr_expect_eq(copy(src, to, false, false, false, &res, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(res.tables[1].written, 200000);

@@ -14,6 +14,7 @@
 #include "migrate/migrate.h"
 #include "model/timefmt.h"
 #include "util/dburl.h"
+#include "dbt_support.h"
 
 /* ---- tables ---------------------------------------------------------------- */
 
@@ -266,26 +267,15 @@ Test(dbrow, digest_tells_null_from_empty)
 
 static PGconn *pg_connect_or_skip(void)
 {
-    const char *url = getenv("DATABASE_URL");
+    const char *url = pg_url_or_skip();
     struct dburl u = {0};
     char err[256];
 
-    if (url == NULL || (strncmp(url, "postgres", 8) != 0))
-        cr_skip_test("DATABASE_URL is not PostgreSQL (run under scripts/with-pg)");
     cr_assert_eq(dburl_parse(url, &u, err, sizeof(err)), 0, "%s", err);
     PGconn *pg = PQconnectdb(u.conninfo);
     dburl_free(&u);
     cr_assert_eq(PQstatus(pg), CONNECTION_OK, "%s", PQerrorMessage(pg));
     return pg;
-}
-
-static void pg_ok(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQerrorMessage(pg));
-    PQclear(r);
 }
 
 /* Read table t back as text, convert every value as dbsrc does, and

@@ -20,27 +20,18 @@
 #include "migrate/mdb.h"
 #include "model/timefmt.h"
 #include "util/xalloc.h"
+#include "dbt_support.h"
 
 /* ---- fixtures --------------------------------------------------------------- */
 
 /* What a test made, removed by its suite's fini (which runs after a failed
  * assertion too). */
-static char made_files[16][512];
 static char made_dbs[8][64];
-static int nmade_files, nmade_dbs;
+static int nmade_dbs;
 
 static void cleanup(void)
 {
-    for (int i = 0; i < nmade_files; i++) {
-        char side[sizeof(made_files[0]) + 8];
-        size_t l = strnlen(made_files[i], sizeof(made_files[0]) - 1);
-        unlink(made_files[i]);
-        memcpy(side, made_files[i], l);
-        memcpy(side + l, "-wal", 5);
-        unlink(side);
-        memcpy(side + l, "-shm", 5);
-        unlink(side);
-    }
+    tmp_files_remove();
     const char *base = getenv("DATABASE_URL");
     if (nmade_dbs > 0 && base != NULL) {
         PGconn *pg = PQconnectdb(base);
@@ -51,7 +42,7 @@ static void cleanup(void)
         }
         PQfinish(pg);
     }
-    nmade_files = nmade_dbs = 0;
+    nmade_dbs = 0;
 }
 
 TestSuite(dbsrc_sqlite, .fini = cleanup);
@@ -59,37 +50,13 @@ TestSuite(dbsrc_legacy, .fini = cleanup);
 TestSuite(dbsrc_pg, .fini = cleanup);
 TestSuite(dbsrc_bench, .fini = cleanup);
 
-static char *tmp_db(char *url, size_t n, char *path, size_t pn)
-{
-    static int seq;
-    const char *dir = getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp";
-
-    snprintf(path, pn, "%s/dbsrc_test_%d_%d.db", dir, (int)getpid(), ++seq);
-    cr_assert_lt(nmade_files, 16);
-    snprintf(made_files[nmade_files++], sizeof(made_files[0]), "%s", path);
-    unlink(path);
-    char side[600];
-    snprintf(side, sizeof(side), "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof(side), "%s-shm", path);
-    unlink(side);
-    snprintf(url, n, "sqlite:///%s", path);
-    return url;
-}
-
-static void sq_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
-}
-
 /* A current-layout SQLite file (the real migrations); its connection. */
 static sqlite3 *make_current(char *url, size_t n)
 {
     char path[512], err[512];
     sqlite3 *db;
 
-    tmp_db(url, n, path, sizeof(path));
+    tmp_db("dbsrc_test", url, n, path, sizeof(path));
     cr_assert_geq(mdb_up_embedded(url, 0, err, sizeof(err)), 1, "%s", err);
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     return db;
@@ -567,7 +534,7 @@ Test(dbsrc_sqlite, refuses_what_it_cannot_read)
     char url[600], path[512];
     sqlite3 *db;
 
-    tmp_db(url, sizeof(url), path, sizeof(path));
+    tmp_db("dbsrc_test", url, sizeof(url), path, sizeof(path));
     open_fails(url, DBSRC_LAYOUT_AUTO, "no such file");
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sq_exec(db, "CREATE TABLE notes (x)");
@@ -629,7 +596,7 @@ static sqlite3 *make_legacy(char *url, size_t n)
     char path[512];
     sqlite3 *db;
 
-    tmp_db(url, n, path, sizeof(path));
+    tmp_db("dbsrc_test", url, n, path, sizeof(path));
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sq_exec(db, legacy_schema);
     sq_exec(db, "INSERT INTO users VALUES "
@@ -721,7 +688,7 @@ Test(dbsrc_legacy, missing_columns_are_named_at_open)
     char url[600], path[512];
     sqlite3 *db;
 
-    tmp_db(url, sizeof(url), path, sizeof(path));
+    tmp_db("dbsrc_test", url, sizeof(url), path, sizeof(path));
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sq_exec(db, "CREATE TABLE users (id CHAR(32) PRIMARY KEY, email VARCHAR NOT NULL, "
                 "  password_hash VARCHAR NOT NULL, created_at DATETIME NOT NULL);"
@@ -805,23 +772,6 @@ Test(dbsrc_legacy, orphan_tasks_and_bad_booleans_are_rejected)
 }
 
 /* ---- PostgreSQL ------------------------------------------------------------------ */
-
-static const char *pg_url_or_skip(void)
-{
-    const char *url = getenv("DATABASE_URL");
-    if (url == NULL || strncmp(url, "postgres", 8) != 0)
-        cr_skip_test("DATABASE_URL is not PostgreSQL (run under scripts/with-pg)");
-    return url;
-}
-
-static void pg_ok(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQerrorMessage(pg));
-    PQclear(r);
-}
 
 /* A fresh database on the cluster, migrated to head: its URL (static). */
 static const char *pg_fresh_db(void)
