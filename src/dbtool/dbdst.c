@@ -167,14 +167,87 @@ static PGconn *pg_connect(const char *conninfo, int timeout_s)
     return pg;
 }
 
-/* The target's schema version must be the newest embedded one (with
- * older_ok, only not newer: a dry run's pending migrations would bring it
- * there). */
-static int check_version(struct dbdst *d, int64_t version, bool older_ok, char *err,
-                         size_t errlen)
-{
-    int64_t head = migrate_latest_version(d->pg ? "postgres" : "sqlite");
+/* ---- SQLite: statements ---------------------------------------------------- */
 
+static int sq_exec(struct dbdst *d, const char *sql, char *err, size_t errlen)
+{
+    if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        sq_error(d, sql, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* One integer a query returns; 0 when it returns no row or NULL. */
+static int sq_int(struct dbdst *d, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *out = 0;
+    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sq_error(d, sql, err, errlen);
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_error(d, sql, err, errlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- both dialects ------------------------------------------------------------ */
+
+/* One integer a query without parameters returns; 0 for no row or NULL. */
+static int dst_int(struct dbdst *d, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+    return d->pg ? pg_int(d, sql, 0, NULL, out, err, errlen) : sq_int(d, sql, out, err, errlen);
+}
+
+/* Empty, or truncated; err names the table, its rows and --truncate. */
+static int dst_empty(struct dbdst *d, bool truncate, char *err, size_t errlen)
+{
+    static const char *const names[] = {"users", "todos"};
+    char sql[128];
+    int64_t n;
+
+    if (truncate)
+        return d->pg ? pg_run(d, "TRUNCATE users, todos", NULL, err, errlen)
+                     : sq_exec(d, "DELETE FROM todos; DELETE FROM users", err, errlen);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", names[i]);
+        if (dst_int(d, sql, &n, err, errlen) != 0)
+            return -1;
+        if (n > 0) {
+            snprintf(err, errlen,
+                     "%s: table %s is not empty (%lld rows); use --truncate to replace them",
+                     d->label, names[i], (long long)n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The target's schema version (0 without schema_migrations) must be the
+ * newest embedded one (with older_ok, only not newer: a dry run's pending
+ * migrations would bring it there). */
+static int check_version(struct dbdst *d, bool older_ok, char *err, size_t errlen)
+{
+    const char *has_sql = d->pg ? "SELECT count(*) FROM pg_class"
+                                  " WHERE oid = to_regclass('schema_migrations')"
+                                : "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                                  " AND name = 'schema_migrations'";
+    int64_t head = migrate_latest_version(d->pg ? "postgres" : "sqlite");
+    int64_t has, version = 0;
+
+    if (dst_int(d, has_sql, &has, err, errlen) != 0 ||
+        (has != 0 && dst_int(d, "SELECT max(version) FROM schema_migrations", &version, err,
+                             errlen) != 0))
+        return -1;
     if (version == head || (older_ok && version < head))
         return 0;
     if (version > head)
@@ -234,55 +307,15 @@ static int pg_defer(struct dbdst *d, char *err, size_t errlen)
     return 0;
 }
 
-/* Empty, or truncated; err names the table, its rows and --truncate. */
-static int pg_empty(struct dbdst *d, bool truncate, char *err, size_t errlen)
-{
-    static const char *const names[] = {"users", "todos"};
-    char sql[128];
-    int64_t n;
-
-    if (truncate)
-        return pg_run(d, "TRUNCATE users, todos", NULL, err, errlen);
-    for (size_t i = 0; i < 2; i++) {
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", names[i]);
-        if (pg_int(d, sql, 0, NULL, &n, err, errlen) != 0)
-            return -1;
-        if (n > 0) {
-            snprintf(err, errlen,
-                     "%s: table %s is not empty (%lld rows); use --truncate to replace them",
-                     d->label, names[i], (long long)n);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* The highest applied version; 0 without schema_migrations. */
-static int pg_version(struct dbdst *d, int64_t *version, char *err, size_t errlen)
-{
-    int64_t has;
-
-    *version = 0;
-    if (pg_int(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('schema_migrations')", 0,
-               NULL, &has, err, errlen) != 0)
-        return -1;
-    if (has == 0)
-        return 0;
-    return pg_int(d, "SELECT max(version) FROM schema_migrations", 0, NULL, version, err, errlen);
-}
-
 static int pg_open(struct dbdst *d, const char *conninfo, const struct dbdst_opts *o, char *err,
                    size_t errlen)
 {
-    int64_t version = 0;
-
     d->conn = pg_connect(conninfo, o->connect_timeout_s);
     if (PQstatus(d->conn) != CONNECTION_OK) {
         pg_error(d, NULL, "cannot connect", err, errlen);
         return -1;
     }
-    if (pg_version(d, &version, err, errlen) != 0 ||
-        check_version(d, version, false, err, errlen) != 0)
+    if (check_version(d, false, err, errlen) != 0)
         return -1;
     if (pg_run(d, "BEGIN", NULL, err, errlen) != 0)
         return -1;
@@ -297,7 +330,7 @@ static int pg_open(struct dbdst *d, const char *conninfo, const struct dbdst_opt
         pg_run(d, "SET LOCAL work_mem = '64MB'", NULL, err, errlen) != 0 ||
         pg_run(d, "SET LOCAL statement_timeout = 0", NULL, err, errlen) != 0 ||
         pg_run(d, "SET LOCAL idle_in_transaction_session_timeout = 0", NULL, err, errlen) != 0 ||
-        pg_empty(d, o->truncate, err, errlen) != 0 || pg_defer(d, err, errlen) != 0)
+        dst_empty(d, o->truncate, err, errlen) != 0 || pg_defer(d, err, errlen) != 0)
         return -1;
     d->chunk = xmalloc(CHUNK_BYTES + 64 * 1024);
     d->ccap = CHUNK_BYTES;
@@ -592,59 +625,6 @@ static int pg_commit(struct dbdst *d, char *err, size_t errlen)
 
 /* ---- SQLite ------------------------------------------------------------------ */
 
-static int sq_exec(struct dbdst *d, const char *sql, char *err, size_t errlen)
-{
-    if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        sq_error(d, sql, err, errlen);
-        return -1;
-    }
-    return 0;
-}
-
-/* One integer a query returns; 0 when it returns no row or NULL. */
-static int sq_int(struct dbdst *d, const char *sql, int64_t *out, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    *out = 0;
-    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sq_error(d, sql, err, errlen);
-        return -1;
-    }
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_error(d, sql, err, errlen);
-        return -1;
-    }
-    return 0;
-}
-
-static int sq_empty(struct dbdst *d, bool truncate, char *err, size_t errlen)
-{
-    static const char *const names[] = {"users", "todos"};
-    char sql[128];
-    int64_t n;
-
-    if (truncate)
-        return sq_exec(d, "DELETE FROM todos; DELETE FROM users", err, errlen);
-    for (size_t i = 0; i < 2; i++) {
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", names[i]);
-        if (sq_int(d, sql, &n, err, errlen) != 0)
-            return -1;
-        if (n > 0) {
-            snprintf(err, errlen,
-                     "%s: table %s is not empty (%lld rows); use --truncate to replace them",
-                     d->label, names[i], (long long)n);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Drop the tables' own indexes (not the automatic ones of PRIMARY KEY and
  * UNIQUE, which cannot be) and keep their SQL for dbdst_commit. */
 static int sq_defer(struct dbdst *d, char *err, size_t errlen)
@@ -679,27 +659,9 @@ static int sq_defer(struct dbdst *d, char *err, size_t errlen)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The highest applied version; 0 without schema_migrations. */
-static int sq_version(struct dbdst *d, int64_t *version, char *err, size_t errlen)
-{
-    int64_t has;
-
-    *version = 0;
-    if (sq_int(d,
-               "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-               " AND name = 'schema_migrations'",
-               &has, err, errlen) != 0)
-        return -1;
-    if (has == 0)
-        return 0;
-    return sq_int(d, "SELECT max(version) FROM schema_migrations", version, err, errlen);
-}
-
 static int sq_open(struct dbdst *d, const char *path, const struct dbdst_opts *o, char *err,
                    size_t errlen)
 {
-    int64_t version = 0;
-
     if (access(path, F_OK) != 0) {
         snprintf(err, errlen, "%s: %s", d->label, strerror(errno));
         return -1;
@@ -715,13 +677,12 @@ static int sq_open(struct dbdst *d, const char *path, const struct dbdst_opts *o
      * the pragma must be set outside a transaction. */
     if (sq_exec(d, "PRAGMA foreign_keys = OFF", err, errlen) != 0 ||
         sq_exec(d, SQLITE_CACHE_PRAGMA, err, errlen) != 0 ||
-        sq_version(d, &version, err, errlen) != 0 ||
-        check_version(d, version, false, err, errlen) != 0)
+        check_version(d, false, err, errlen) != 0)
         return -1;
     if (sq_exec(d, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     d->in_tx = true;
-    return sq_empty(d, o->truncate, err, errlen) == 0 && sq_defer(d, err, errlen) == 0 ? 0 : -1;
+    return dst_empty(d, o->truncate, err, errlen) == 0 && sq_defer(d, err, errlen) == 0 ? 0 : -1;
 }
 
 static int sq_table_begin(struct dbdst *d, const struct dbtable *t, char *err, size_t errlen)
@@ -960,7 +921,7 @@ static int count_pg(struct dbdst *d, const char *conninfo, const struct dbtable 
                     char *err, size_t errlen)
 {
     const char *params[1] = {t->name};
-    int64_t has, version;
+    int64_t has;
     char sql[128];
 
     d->conn = pg_connect(conninfo, 0);
@@ -968,8 +929,7 @@ static int count_pg(struct dbdst *d, const char *conninfo, const struct dbtable 
         pg_error(d, NULL, "cannot connect", err, errlen);
         return -1;
     }
-    if (pg_version(d, &version, err, errlen) != 0 ||
-        check_version(d, version, true, err, errlen) != 0)
+    if (check_version(d, true, err, errlen) != 0)
         return -1;
     if (pg_int(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1)", 1, params, &has,
                err, errlen) != 0)
@@ -984,7 +944,7 @@ static int count_sqlite(struct dbdst *d, const char *path, const struct dbtable 
                         char *err, size_t errlen)
 {
     char sql[128];
-    int64_t has, version;
+    int64_t has;
 
     if (access(path, F_OK) != 0)
         return 0; /* it would be created */
@@ -994,8 +954,7 @@ static int count_sqlite(struct dbdst *d, const char *path, const struct dbtable 
         return -1;
     }
     sqlite3_busy_timeout(d->db, SQLITE_BUSY_MS);
-    if (sq_version(d, &version, err, errlen) != 0 ||
-        check_version(d, version, true, err, errlen) != 0)
+    if (check_version(d, true, err, errlen) != 0)
         return -1;
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '%s'", t->name);

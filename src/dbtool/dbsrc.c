@@ -23,6 +23,7 @@
 #include "store/pg_conn.h"
 #include "util/civil.h"
 #include "util/dburl.h"
+#include "util/hex.h"
 #include "util/utf8.h"
 #include "util/xalloc.h"
 
@@ -959,18 +960,16 @@ out:
     return ret;
 }
 
+/* md5()'s 32 hex digits into 16 bytes; -1 at a character that is not one. */
 static int hex_md5(const char *hex, unsigned char md5[16])
 {
     for (int i = 0; i < 16; i++) {
-        int v = 0;
-        for (int k = 0; k < 2; k++) {
-            char ch = hex[2 * i + k];
-            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-            if (d < 0)
-                return -1;
-            v = v * 16 + d;
-        }
-        md5[i] = (unsigned char)v;
+        int hi = hex_digit(hex[2 * i]);
+        int lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+
+        if (lo < 0)
+            return -1;
+        md5[i] = (unsigned char)(hi << 4 | lo);
     }
     return 0;
 }
