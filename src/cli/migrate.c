@@ -491,6 +491,20 @@ static void print_outcome(struct session *s, const char *what, int count)
                position(s, v, buf, sizeof(buf)));
 }
 
+/* A run's ending: its outcome, or (after closing an open progress line, if
+ * p) its error. */
+static int finish_run(struct margs *m, struct session *s, struct progress *p, int n,
+                      const char *err, const char *what)
+{
+    if (n >= 0) {
+        print_outcome(s, what, n);
+        return CLI_EXIT_OK;
+    }
+    if (p != NULL)
+        progress_failed(p);
+    return cli_fail(m->cmd, "%s", err);
+}
+
 static int cmd_up(struct margs *m)
 {
     struct session s;
@@ -510,12 +524,7 @@ static int cmd_up(struct margs *m)
                                      .progress = on_progress,
                                      .ctx = &p};
         n = migrate_apply(&s.cb, s.src.list, s.src.n, &o, err, sizeof(err));
-        if (n < 0) {
-            progress_failed(&p);
-            code = cli_fail(m->cmd, "%s", err);
-        } else {
-            print_outcome(&s, "applied", n);
-        }
+        code = finish_run(m, &s, &p, n, err, "applied");
     }
     session_close(&s);
     return code;
@@ -542,12 +551,7 @@ static int cmd_down(struct margs *m)
                                  .progress = on_progress,
                                  .ctx = &p};
     n = migrate_revert(&s.cb, s.src.list, s.src.n, &o, err, sizeof(err));
-    if (n < 0) {
-        progress_failed(&p);
-        code = cli_fail(m->cmd, "%s", err);
-    } else {
-        print_outcome(&s, "reverted", n);
-    }
+    code = finish_run(m, &s, &p, n, err, "reverted");
     session_close(&s);
     return code;
 }
@@ -568,10 +572,7 @@ static int cmd_stamp(struct margs *m)
         return code;
     struct migrate_run_opts o = {.progress = on_progress, .ctx = &p};
     n = migrate_stamp(&s.cb, s.src.list, s.src.n, version, &o, err, sizeof(err));
-    if (n < 0)
-        code = cli_fail(m->cmd, "%s", err);
-    else
-        print_outcome(&s, "recorded", n);
+    code = finish_run(m, &s, NULL, n, err, "recorded");
     session_close(&s);
     return code;
 }

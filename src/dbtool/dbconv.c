@@ -792,8 +792,6 @@ static bool canonical_uuid(const unsigned char *p, size_t n)
 
 static int conv_uuid(const struct dbraw *in, struct dbval *out)
 {
-    static const char hexd[] = "0123456789abcdef";
-
     if (in->kind == DBRAW_TEXT && canonical_uuid(in->p, in->len)) {
         memcpy(out->uuid, in->p, DBROW_UUID_LEN);
         out->uuid[DBROW_UUID_LEN] = '\0';
@@ -803,14 +801,7 @@ static int conv_uuid(const struct dbraw *in, struct dbval *out)
         return uuid_parse((const char *)in->p, in->len, out->uuid) ? 0 : -1;
     if (in->kind != DBRAW_BLOB || in->len != 16)
         return -1;
-    char *o = out->uuid;
-    for (size_t k = 0; k < 16; k++) {
-        if (k == 4 || k == 6 || k == 8 || k == 10)
-            *o++ = '-';
-        *o++ = hexd[in->p[k] >> 4];
-        *o++ = hexd[in->p[k] & 15];
-    }
-    *o = '\0';
+    uuid_format(in->p, out->uuid);
     return 0;
 }
 

@@ -50,7 +50,7 @@ static void step(struct uuid_state *s)
     fresh(s, s->ms + 1);
 }
 
-static void format(const unsigned char u[16], char out[UUID_STR_LEN + 1])
+void uuid_format(const unsigned char u[16], char out[UUID_STR_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -82,7 +82,7 @@ void uuid_v7(int64_t now_ms, char out[UUID_STR_LEN + 1])
     u[8] = (unsigned char)(0x80 | (s->rand_b >> 56));
     for (int i = 9; i < 16; i++)
         u[i] = (unsigned char)(s->rand_b >> (8 * (15 - i)));
-    format(u, out);
+    uuid_format(u, out);
 }
 
 bool uuid_parse(const char *s, size_t len, char out[UUID_STR_LEN + 1])
@@ -104,6 +104,6 @@ bool uuid_parse(const char *s, size_t len, char out[UUID_STR_LEN + 1])
         u[b] = (unsigned char)(h << 4 | l);
         i += 2;
     }
-    format(u, out);
+    uuid_format(u, out);
     return true;
 }

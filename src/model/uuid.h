@@ -18,6 +18,9 @@
  * random bits act as a counter with random steps). */
 void uuid_v7(int64_t now_ms, char out[UUID_STR_LEN + 1]);
 
+/* The 16 bytes of a UUID as canonical (lower-case, hyphenated) text. */
+void uuid_format(const unsigned char u[16], char out[UUID_STR_LEN + 1]);
+
 /* Parse `s` (36-character hyphenated or 32 hex digits, any case) into
  * canonical text. Returns false (out untouched) when it is not a UUID. */
 bool uuid_parse(const char *s, size_t len, char out[UUID_STR_LEN + 1]);

@@ -425,26 +425,12 @@ static int bad_value(struct store_op *op, const PGresult *r, int col)
 }
 
 /* A binary uuid (16 bytes) as canonical text. */
-static void uuid_text(const unsigned char *b, char out[UUID_STR_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 0xf];
-    }
-    out[o] = '\0';
-}
-
 static int col_uuid(struct store_op *op, const PGresult *r, int row, int col,
                     char out[UUID_STR_LEN + 1])
 {
     if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 16)
         return bad_value(op, r, col);
-    uuid_text((const unsigned char *)PQgetvalue(r, row, col), out);
+    uuid_format((const unsigned char *)PQgetvalue(r, row, col), out);
     return STORE_OK;
 }
 
@@ -887,7 +873,6 @@ static void on_read_result(struct pg_query *q, const PGresult *res)
 
 /* ---- read submission --------------------------------------------------- */
 
-/* Canonical UUID text of `s` into out; false when `s` is not a UUID. */
 static int pg_ping(struct store_worker *w, store_done_fn *done, void *ctx, struct store_op **out)
 {
     return read_submit(op_new(w, OP_PING, done, ctx), out);
@@ -1179,45 +1164,35 @@ static void on_write_result(struct pg_query *q, const PGresult *res)
         step_done(op);
 }
 
-/* BEGIN, COMMIT or ROLLBACK: only an error matters (a failed COMMIT means
- * nothing was written). */
-static void on_tx_result(struct pg_query *q, const PGresult *res)
+/* A side statement of the step, whose only news is an error: NULL means the
+ * connection was lost, any status but ok an error. */
+static void on_side_result(struct store_op *op, const PGresult *res, ExecStatusType ok)
 {
-    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q2, q);
-
     if (res == NULL)
         op->lost = true;
-    else if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    else if (PQresultStatus(res) != ok)
         step_error(op, res);
     if (--op->inflight == 0)
         step_done(op);
 }
 
-/* The transaction's SET LOCAL statement_timeout: only an error matters. */
+/* BEGIN, COMMIT or ROLLBACK (a failed COMMIT means nothing was written). */
+static void on_tx_result(struct pg_query *q, const PGresult *res)
+{
+    on_side_result(H2O_STRUCT_FROM_MEMBER(struct store_op, q2, q), res, PGRES_COMMAND_OK);
+}
+
+/* The transaction's SET LOCAL statement_timeout. */
 static void on_timeout_result(struct pg_query *q, const PGresult *res)
 {
-    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, q3, q);
-
-    if (res == NULL)
-        op->lost = true;
-    else if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        step_error(op, res);
-    if (--op->inflight == 0)
-        step_done(op);
+    on_side_result(H2O_STRUCT_FROM_MEMBER(struct store_op, q3, q), res, PGRES_TUPLES_OK);
 }
 
 /* The step's Sync: ReadyForQuery arrived (an error raised at commit comes
  * instead of PGRES_PIPELINE_SYNC). */
 static void on_write_sync(struct pg_query *q, const PGresult *res)
 {
-    struct store_op *op = H2O_STRUCT_FROM_MEMBER(struct store_op, sync, q);
-
-    if (res == NULL)
-        op->lost = true;
-    else if (PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-        step_error(op, res);
-    if (--op->inflight == 0)
-        step_done(op);
+    on_side_result(H2O_STRUCT_FROM_MEMBER(struct store_op, sync, q), res, PGRES_PIPELINE_SYNC);
 }
 
 /* ---- write steps: what an answered step leads to ------------------------ */
@@ -1620,7 +1595,7 @@ static void batch_mark_created(struct create_batch *b, const PGresult *res)
     for (int i = 0; i < PQntuples(res); i++) {
         row = NULL;
         if (!PQgetisnull(res, i, 0) && PQgetlength(res, i, 0) == 16) {
-            uuid_text((const unsigned char *)PQgetvalue(res, i, 0), id);
+            uuid_format((const unsigned char *)PQgetvalue(res, i, 0), id);
             row = bsearch(id, b->rows, b->nrows, sizeof(*b->rows), row_id_cmp);
         }
         if (row == NULL) {

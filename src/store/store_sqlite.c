@@ -700,7 +700,6 @@ static int todo_delete_run(struct sqlite_job *job, struct sqlite_wconn *c)
 
 /* ---- write submission (worker thread) ---------------------------------- */
 
-/* Canonical UUID text of `s` into out; false when `s` is not a UUID. */
 static int sq_user_create(struct store_worker *w, const struct user_new *u, store_done_fn *done,
                           void *ctx, struct store_op **out)
 {
